@@ -1,0 +1,1 @@
+//! Constrained decoding: regex and JSON Schema compiled to token automata with jump-forward.

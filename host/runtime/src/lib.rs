@@ -1,0 +1,1 @@
+//! The WebAssembly program runtime: runs untrusted LLM programs against the scheduler.

@@ -1,0 +1,1 @@
+//! The cache-aware continuous-batching scheduler that owns the engine.

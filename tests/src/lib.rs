@@ -1,0 +1,1 @@
+//! Cross-crate tests: the engine checked against an independent reference forward pass.

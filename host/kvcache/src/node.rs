@@ -10,10 +10,11 @@ use crate::namespace::Namespace;
 pub(crate) struct Node {
     /// `None` only for the root.
     pub parent: Option<Idx>,
-    /// How many of the parent's edge tokens precede this node's edge. Equal
-    /// to the parent's edge length, except for a tenant node mounted inside
-    /// a public edge (see `namespace` docs for why tenants never split
-    /// public edges).
+    /// For a tenant node mounted on a public node: how many of the parent's
+    /// edge tokens precede this edge (tenants mount inside public edges
+    /// rather than split them; see the `namespace` docs). Always 0 for a
+    /// same-namespace child, which follows its parent's whole edge: storing
+    /// the length there would go stale on every split of the parent.
     pub attach: u32,
     pub ns: Namespace,
     /// Edge tokens; empty only for the root.

@@ -110,8 +110,7 @@ impl RadixCache {
         let child;
         if at_ns == ns {
             parent = self.settle(ns, pos);
-            let attach = self.arena.get(parent).len() as u32;
-            child = self.arena.insert(Node::new(Some(parent), attach, ns, tokens.to_vec(), slots.to_vec(), now));
+            child = self.arena.insert(Node::new(Some(parent), 0, ns, tokens.to_vec(), slots.to_vec(), now));
             let prev = self.arena.get_mut(parent).children.insert(first, child);
             debug_assert!(prev.is_none(), "insert below a non-maximal match");
         } else {

@@ -129,7 +129,7 @@ impl RadixCache {
         ensure!(!n.tokens.is_empty(), "non-root node {idx} with empty edge");
         let parent = self.arena.get(p);
         if parent.ns == n.ns {
-            ensure!(n.attach as usize == parent.len(), "node {idx}: attach {} != parent len", n.attach);
+            ensure!(n.attach == 0, "same-namespace child {idx} with attach {}", n.attach);
             ensure!(parent.children.get(&n.tokens[0]) == Some(&idx), "node {idx} not in parent's children");
         } else {
             ensure!(parent.ns.is_public() && !n.ns.is_public(), "node {idx} of {} under {}", n.ns, parent.ns);

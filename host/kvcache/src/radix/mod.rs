@@ -167,7 +167,8 @@ impl RadixCache {
             segments.push(&n.slots[..upto]);
             match n.parent {
                 Some(p) => {
-                    upto = n.attach as usize;
+                    let parent = self.arena.get(p);
+                    upto = if parent.ns == n.ns { parent.len() } else { n.attach as usize };
                     node = p;
                 }
                 None => break,

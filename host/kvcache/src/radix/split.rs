@@ -58,7 +58,7 @@ impl RadixCache {
         {
             let n = self.arena.get_mut(idx);
             n.parent = Some(head_idx);
-            n.attach = at;
+            n.attach = 0;
         }
         if ns.is_public() {
             self.rehome_mounts(idx, head_idx, at);

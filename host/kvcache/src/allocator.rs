@@ -121,9 +121,15 @@ mod tests {
         let free_slot = (0..4).find(|x| !s.contains(x)).unwrap();
         assert_eq!(
             a.try_free(&[s[0], 9]),
-            Err(AllocError::UnknownSlot { slot: 9, num_slots: 4 })
+            Err(AllocError::UnknownSlot {
+                slot: 9,
+                num_slots: 4
+            })
         );
-        assert_eq!(a.try_free(&[s[0], free_slot]), Err(AllocError::DoubleFree(free_slot)));
+        assert_eq!(
+            a.try_free(&[s[0], free_slot]),
+            Err(AllocError::DoubleFree(free_slot))
+        );
         assert_eq!(a.try_free(&[s[0], s[0]]), Err(AllocError::DoubleFree(s[0])));
         // Nothing was freed by the failed calls.
         assert!(!a.is_free(s[0]));

@@ -42,7 +42,10 @@ impl Arena {
             idx
         } else {
             let idx = Idx::try_from(self.entries.len()).expect("more than u32::MAX tree nodes");
-            self.entries.push(Entry { generation: 0, node: Some(node) });
+            self.entries.push(Entry {
+                generation: 0,
+                node: Some(node),
+            });
             idx
         }
     }
@@ -58,15 +61,24 @@ impl Arena {
     }
 
     pub(crate) fn get(&self, idx: Idx) -> &Node {
-        self.entries[idx as usize].node.as_ref().expect("dead node index")
+        self.entries[idx as usize]
+            .node
+            .as_ref()
+            .expect("dead node index")
     }
 
     pub(crate) fn get_mut(&mut self, idx: Idx) -> &mut Node {
-        self.entries[idx as usize].node.as_mut().expect("dead node index")
+        self.entries[idx as usize]
+            .node
+            .as_mut()
+            .expect("dead node index")
     }
 
     pub(crate) fn id(&self, idx: Idx) -> NodeId {
-        NodeId { index: idx, generation: self.entries[idx as usize].generation }
+        NodeId {
+            index: idx,
+            generation: self.entries[idx as usize].generation,
+        }
     }
 
     /// The live index a handle names, or `None` if the handle is stale or

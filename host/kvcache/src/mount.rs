@@ -44,13 +44,19 @@ impl MountTable {
     /// Points an existing mount at another child (after a split of the
     /// mounted node, which keeps the key).
     pub(crate) fn replace(&mut self, key: MountKey, child: Idx) {
-        let slot = self.by_key.get_mut(&key).expect("replacing a missing mount");
+        let slot = self
+            .by_key
+            .get_mut(&key)
+            .expect("replacing a missing mount");
         *slot = child;
     }
 
     pub(crate) fn remove(&mut self, key: MountKey) -> Option<Idx> {
         let child = self.by_key.remove(&key)?;
-        let count = self.per_node.get_mut(&key.node).expect("per-node count out of sync");
+        let count = self
+            .per_node
+            .get_mut(&key.node)
+            .expect("per-node count out of sync");
         *count -= 1;
         if *count == 0 {
             self.per_node.remove(&key.node);

@@ -14,7 +14,9 @@ impl RadixCache {
     pub fn evict(&mut self, n_slots: usize) -> Vec<u32> {
         let mut freed = Vec::new();
         while freed.len() < n_slots {
-            let Some(idx) = self.lru.pop_oldest() else { break };
+            let Some(idx) = self.lru.pop_oldest() else {
+                break;
+            };
             self.arena.get_mut(idx).in_lru = false;
             self.remove_leaf(idx, &mut freed);
         }
@@ -37,7 +39,11 @@ impl RadixCache {
         if self.arena.get(parent).ns == node.ns {
             self.arena.get_mut(parent).children.remove(&first);
         } else {
-            let key = MountKey { node: parent, offset: node.attach, token: first };
+            let key = MountKey {
+                node: parent,
+                offset: node.attach,
+                token: first,
+            };
             let table = self.tenants.get_mut(&node.ns).expect("mount table");
             table.remove(key);
             // Don't let tenants that come and go leave empty tables behind.

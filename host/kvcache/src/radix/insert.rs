@@ -55,12 +55,18 @@ impl RadixCache {
         slots: &[u32],
     ) -> Result<InsertOutcome, CacheError> {
         if tokens.len() != slots.len() {
-            return Err(CacheError::LengthMismatch { tokens: tokens.len(), slots: slots.len() });
+            return Err(CacheError::LengthMismatch {
+                tokens: tokens.len(),
+                slots: slots.len(),
+            });
         }
         let mut seen = HashSet::with_capacity(slots.len());
         for &slot in slots {
             if slot >= self.pool_size {
-                return Err(CacheError::SlotOutOfRange { slot, pool_size: self.pool_size });
+                return Err(CacheError::SlotOutOfRange {
+                    slot,
+                    pool_size: self.pool_size,
+                });
             }
             if !seen.insert(slot) {
                 return Err(CacheError::DuplicateSlot(slot));
@@ -77,8 +83,11 @@ impl RadixCache {
         // Slots the cache owns are the caller's view of our data, possibly
         // through another branch than the one chosen now; never hand those
         // back for freeing.
-        let duplicates: Vec<u32> =
-            slots[..existing].iter().copied().filter(|&s| !self.owned[s as usize]).collect();
+        let duplicates: Vec<u32> = slots[..existing]
+            .iter()
+            .copied()
+            .filter(|&s| !self.owned[s as usize])
+            .collect();
         let now = self.tick();
         let node = if existing < tokens.len() {
             self.add_node(ns, found.pos, &tokens[existing..], &slots[existing..], now)
@@ -89,17 +98,33 @@ impl RadixCache {
         tree_slots.extend_from_slice(&slots[existing..]);
         self.stats.inserted_tokens += (tokens.len() - existing) as u64;
         self.stats.duplicate_tokens += duplicates.len() as u64;
-        Ok(InsertOutcome { node: self.arena.id(node), existing_len: existing, duplicates, slots: tree_slots })
+        Ok(InsertOutcome {
+            node: self.arena.id(node),
+            existing_len: existing,
+            duplicates,
+            slots: tree_slots,
+        })
     }
 
     /// [`insert`](Self::insert) into [`Namespace::PUBLIC`].
-    pub fn insert_public(&mut self, tokens: &[u32], slots: &[u32]) -> Result<InsertOutcome, CacheError> {
+    pub fn insert_public(
+        &mut self,
+        tokens: &[u32],
+        slots: &[u32],
+    ) -> Result<InsertOutcome, CacheError> {
         self.insert(Namespace::PUBLIC, tokens, slots)
     }
 
     /// Hangs a new `ns` node holding `tokens`/`slots` at `pos`, the end of
     /// the longest match, so no child there starts with `tokens[0]`.
-    fn add_node(&mut self, ns: Namespace, pos: Pos, tokens: &[u32], slots: &[u32], now: u64) -> Idx {
+    fn add_node(
+        &mut self,
+        ns: Namespace,
+        pos: Pos,
+        tokens: &[u32],
+        slots: &[u32],
+        now: u64,
+    ) -> Idx {
         let at_ns = self.arena.get(pos.node).ns;
         for &s in slots {
             self.owned[s as usize] = true;
@@ -110,15 +135,33 @@ impl RadixCache {
         let child;
         if at_ns == ns {
             parent = self.settle(ns, pos);
-            child = self.arena.insert(Node::new(Some(parent), 0, ns, tokens.to_vec(), slots.to_vec(), now));
+            child = self.arena.insert(Node::new(
+                Some(parent),
+                0,
+                ns,
+                tokens.to_vec(),
+                slots.to_vec(),
+                now,
+            ));
             let prev = self.arena.get_mut(parent).children.insert(first, child);
             debug_assert!(prev.is_none(), "insert below a non-maximal match");
         } else {
             // A tenant continuing from a public position: mount, don't split.
             debug_assert!(at_ns.is_public() && !ns.is_public());
             parent = pos.node;
-            child = self.arena.insert(Node::new(Some(parent), pos.offset, ns, tokens.to_vec(), slots.to_vec(), now));
-            let key = MountKey { node: parent, offset: pos.offset, token: first };
+            child = self.arena.insert(Node::new(
+                Some(parent),
+                pos.offset,
+                ns,
+                tokens.to_vec(),
+                slots.to_vec(),
+                now,
+            ));
+            let key = MountKey {
+                node: parent,
+                offset: pos.offset,
+                token: first,
+            };
             self.tenants.entry(ns).or_default().insert(key, child);
             self.arena.get_mut(parent).mounted.insert(child);
         }

@@ -35,6 +35,10 @@ impl RadixCache {
         self.stats.matches += 1;
         self.stats.queried_tokens += tokens.len() as u64;
         self.stats.hit_tokens += found.len as u64;
-        PrefixMatch { node: self.arena.id(node), matched_len: found.len, slots }
+        PrefixMatch {
+            node: self.arena.id(node),
+            matched_len: found.len,
+            slots,
+        }
     }
 }

@@ -59,7 +59,14 @@ impl RadixCache {
     /// An empty cache for a pool of `pool_size` slots (`0..pool_size`).
     pub fn new(pool_size: u32) -> Self {
         let mut arena = Arena::default();
-        let root = arena.insert(Node::new(None, 0, Namespace::PUBLIC, Vec::new(), Vec::new(), 0));
+        let root = arena.insert(Node::new(
+            None,
+            0,
+            Namespace::PUBLIC,
+            Vec::new(),
+            Vec::new(),
+            0,
+        ));
         RadixCache {
             arena,
             root,
@@ -121,7 +128,9 @@ impl RadixCache {
 
     /// Resolves a caller's handle.
     fn resolve(&self, id: NodeId) -> Result<Idx, crate::CacheError> {
-        self.arena.resolve(id).ok_or(crate::CacheError::StaleNode(id))
+        self.arena
+            .resolve(id)
+            .ok_or(crate::CacheError::StaleNode(id))
     }
 
     /// Puts `idx` into or out of the LRU index according to whether it is
@@ -168,7 +177,11 @@ impl RadixCache {
             match n.parent {
                 Some(p) => {
                     let parent = self.arena.get(p);
-                    upto = if parent.ns == n.ns { parent.len() } else { n.attach as usize };
+                    upto = if parent.ns == n.ns {
+                        parent.len()
+                    } else {
+                        n.attach as usize
+                    };
                     node = p;
                 }
                 None => break,

@@ -41,7 +41,13 @@ impl RadixCache {
             // Every lock through `idx` also passes through the head.
             head.lock_ref = n.lock_ref;
             head.children.insert(n.tokens[0], idx);
-            (head, n.parent.expect("the root has no edge to split"), n.attach, n.ns, first)
+            (
+                head,
+                n.parent.expect("the root has no edge to split"),
+                n.attach,
+                n.ns,
+                first,
+            )
         };
         let head_idx = self.arena.insert(head);
 
@@ -49,8 +55,18 @@ impl RadixCache {
         if self.arena.get(parent).ns == ns {
             self.arena.get_mut(parent).children.insert(first, head_idx);
         } else {
-            let table = self.tenants.get_mut(&ns).expect("mounted node without mount table");
-            table.replace(MountKey { node: parent, offset: attach, token: first }, head_idx);
+            let table = self
+                .tenants
+                .get_mut(&ns)
+                .expect("mounted node without mount table");
+            table.replace(
+                MountKey {
+                    node: parent,
+                    offset: attach,
+                    token: first,
+                },
+                head_idx,
+            );
             let p = self.arena.get_mut(parent);
             p.mounted.remove(&idx);
             p.mounted.insert(head_idx);
@@ -80,11 +96,18 @@ impl RadixCache {
         let mut moves: HashMap<Namespace, Vec<(MountKey, Idx)>> = HashMap::new();
         for &c in &mounted {
             let child = self.arena.get(c);
-            let old = MountKey { node: idx, offset: child.attach, token: child.tokens[0] };
+            let old = MountKey {
+                node: idx,
+                offset: child.attach,
+                token: child.tokens[0],
+            };
             let new = if child.attach <= at {
                 MountKey { node: head, ..old }
             } else {
-                MountKey { offset: child.attach - at, ..old }
+                MountKey {
+                    offset: child.attach - at,
+                    ..old
+                }
             };
             let table = self.tenants.get_mut(&child.ns).expect("mount table");
             table.remove(old);
@@ -93,7 +116,10 @@ impl RadixCache {
         let mut moved_locks = 0u32;
         for (ns, entries) in moves {
             for (key, c) in entries {
-                self.tenants.get_mut(&ns).expect("mount table").insert(key, c);
+                self.tenants
+                    .get_mut(&ns)
+                    .expect("mount table")
+                    .insert(key, c);
                 let child = self.arena.get_mut(c);
                 child.parent = Some(key.node);
                 child.attach = key.offset;

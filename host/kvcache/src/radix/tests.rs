@@ -72,15 +72,27 @@ fn invalid_inserts_fail_without_changing_anything() {
     let before = c.stats();
     assert_eq!(
         c.insert(A, &[1, 2, 3], &[0, 1]),
-        Err(CacheError::LengthMismatch { tokens: 3, slots: 2 })
+        Err(CacheError::LengthMismatch {
+            tokens: 3,
+            slots: 2
+        })
     );
     assert_eq!(
         c.insert(A, &[5], &[POOL]),
-        Err(CacheError::SlotOutOfRange { slot: POOL, pool_size: POOL })
+        Err(CacheError::SlotOutOfRange {
+            slot: POOL,
+            pool_size: POOL
+        })
     );
-    assert_eq!(c.insert(A, &[5, 6], &[40, 40]), Err(CacheError::DuplicateSlot(40)));
+    assert_eq!(
+        c.insert(A, &[5, 6], &[40, 40]),
+        Err(CacheError::DuplicateSlot(40))
+    );
     // A new token backed by a slot the cache already owns elsewhere.
-    assert_eq!(c.insert(B, &[5], &[owned[0]]), Err(CacheError::SlotOwned(owned[0])));
+    assert_eq!(
+        c.insert(B, &[5], &[owned[0]]),
+        Err(CacheError::SlotOwned(owned[0]))
+    );
     assert_eq!(c.stats(), before);
     c.check_invariants(POOL).unwrap();
 }
@@ -185,7 +197,10 @@ fn namespaces_are_isolated_and_public_is_shared() {
     let (mut c, mut a) = setup();
     let secret = put(&mut c, &mut a, A, &[1, 2, 3, 4]);
     assert_eq!(c.match_prefix(B, &[1, 2, 3, 4]).matched_len, 0);
-    assert_eq!(c.match_prefix(Namespace::PUBLIC, &[1, 2, 3, 4]).matched_len, 0);
+    assert_eq!(
+        c.match_prefix(Namespace::PUBLIC, &[1, 2, 3, 4]).matched_len,
+        0
+    );
     assert_eq!(c.match_prefix(A, &[1, 2, 3, 4]).slots, secret);
 
     // B caching the same tokens gets its own copy, not A's slots.
@@ -284,7 +299,11 @@ fn tenant_prefers_longer_of_private_and_public() {
     let private = put(&mut c, &mut a, A, &[1, 2, 3]);
     let public = put(&mut c, &mut a, Namespace::PUBLIC, &[1, 2, 3, 4]);
     assert_eq!(c.match_prefix(A, &[1, 2, 3, 4]).slots, public);
-    assert_eq!(c.match_prefix(A, &[1, 2, 3]).slots, private, "ties go to the tenant");
+    assert_eq!(
+        c.match_prefix(A, &[1, 2, 3]).slots,
+        private,
+        "ties go to the tenant"
+    );
     // Fresh slots for A's longer sequence dedup against the public copy.
     let fresh = a.alloc(5).unwrap();
     let out = c.insert(A, &[1, 2, 3, 4, 5], &fresh).unwrap();

@@ -29,7 +29,11 @@ impl RadixCache {
     /// private walk per mount hit along it. On equal length the private
     /// chain wins, keeping the tenant's own entries warm.
     pub(super) fn find(&self, ns: Namespace, tokens: &[u32]) -> Found {
-        let mounts = if ns.is_public() { None } else { self.tenants.get(&ns) };
+        let mounts = if ns.is_public() {
+            None
+        } else {
+            self.tenants.get(&ns)
+        };
         let mut best_private: Option<Found> = None;
         let public = self.descend(self.root, tokens, 0, |node, start, matched| {
             if let Some(table) = mounts {
@@ -58,11 +62,19 @@ impl RadixCache {
         }
         // The root (empty edge) takes mounts at offset 0; any other node at
         // 1..=len, offset 0 being its parent's end.
-        let offsets = if node == self.root { 0..=0 } else { 1..=matched };
+        let offsets = if node == self.root {
+            0..=0
+        } else {
+            1..=matched
+        };
         for offset in offsets {
             let at = start + offset;
             let Some(&token) = tokens.get(at) else { break };
-            let key = MountKey { node, offset: offset as u32, token };
+            let key = MountKey {
+                node,
+                offset: offset as u32,
+                token,
+            };
             if let Some(child) = table.get(key) {
                 let found = self.descend(child, tokens, at, |_, _, _| {});
                 if best.is_none_or(|b| found.len > b.len) {
@@ -89,7 +101,10 @@ impl RadixCache {
             let k = common_prefix_len(&n.tokens, &tokens[consumed..]);
             visit(node, consumed, k);
             consumed += k;
-            let pos = Pos { node, offset: k as u32 };
+            let pos = Pos {
+                node,
+                offset: k as u32,
+            };
             if k < n.len() {
                 return Found { pos, len: consumed };
             }

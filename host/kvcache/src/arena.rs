@@ -5,7 +5,13 @@
 //! across an eviction is detected as stale instead of silently naming
 //! whatever node reused the index.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use crate::node::Node;
+
+/// Distinguishes arenas, so a handle from one cache is rejected by another
+/// instead of naming an unrelated node there.
+static NEXT_ARENA_ID: AtomicU32 = AtomicU32::new(0);
 
 /// Index of a live node inside the arena.
 pub(crate) type Idx = u32;
@@ -15,6 +21,7 @@ pub(crate) type Idx = u32;
 /// [`RadixCache::insert`](crate::RadixCache::insert).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct NodeId {
+    arena: u32,
     index: u32,
     generation: u32,
 }
@@ -25,14 +32,24 @@ struct Entry {
     node: Option<Node>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Arena {
+    id: u32,
     entries: Vec<Entry>,
     free: Vec<Idx>,
     live: usize,
 }
 
 impl Arena {
+    pub(crate) fn new() -> Self {
+        Arena {
+            id: NEXT_ARENA_ID.fetch_add(1, Ordering::Relaxed),
+            entries: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+
     pub(crate) fn insert(&mut self, node: Node) -> Idx {
         self.live += 1;
         if let Some(idx) = self.free.pop() {
@@ -76,6 +93,7 @@ impl Arena {
 
     pub(crate) fn id(&self, idx: Idx) -> NodeId {
         NodeId {
+            arena: self.id,
             index: idx,
             generation: self.entries[idx as usize].generation,
         }
@@ -84,6 +102,9 @@ impl Arena {
     /// The live index a handle names, or `None` if the handle is stale or
     /// was never issued by this arena.
     pub(crate) fn resolve(&self, id: NodeId) -> Option<Idx> {
+        if id.arena != self.id {
+            return None;
+        }
         let entry = self.entries.get(id.index as usize)?;
         (entry.generation == id.generation && entry.node.is_some()).then_some(id.index)
     }

@@ -31,8 +31,9 @@ pub enum CacheError {
         /// Number of slots given.
         slots: usize,
     },
-    /// The handle refers to a node that has since been evicted.
-    #[error("node handle {0:?} is stale (evicted)")]
+    /// The handle names a node that has since been evicted, or comes from
+    /// another cache.
+    #[error("node handle {0:?} is stale (evicted) or foreign")]
     StaleNode(NodeId),
     /// `unlock` without a matching `lock` on this very node.
     #[error("node {0:?} is not locked")]

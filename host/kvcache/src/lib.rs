@@ -13,6 +13,36 @@
 //! 3. when done, `insert(ns, tokens, slots)`, free `duplicates`, and
 //!    `unlock(m.node)` (or lock the inserted node to keep decoding on it).
 //!
+//! ```
+//! use arbor_kvcache::{Namespace, RadixCache, SlotAllocator};
+//!
+//! let (mut pool, mut cache) = (SlotAllocator::new(16), RadixCache::new(16));
+//! let tenant = Namespace::tenant(7);
+//! let prompt = [1, 2, 3, 4];
+//!
+//! let m = cache.match_prefix(tenant, &prompt);
+//! cache.lock(m.node)?;
+//! let mut slots = m.slots.clone();
+//! let need = prompt.len() - m.matched_len;
+//! let fresh = match pool.alloc(need) {
+//!     Some(s) => s,
+//!     None => {
+//!         pool.free(&cache.evict(need - pool.num_free()));
+//!         pool.alloc(need).expect("pool too small")
+//!     }
+//! };
+//! slots.extend(fresh);
+//! // ... prefill/decode writes K/V into `slots` ...
+//! let out = cache.insert(tenant, &prompt, &slots)?;
+//! pool.free(&out.duplicates);
+//! cache.unlock(m.node)?;
+//!
+//! assert_eq!(cache.match_prefix(tenant, &prompt).slots, out.slots);
+//! assert_eq!(cache.match_prefix(Namespace::tenant(8), &prompt).matched_len, 0);
+//! cache.check_invariants(16)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! This crate is a pure data structure: it never touches the engine.
 
 mod allocator;

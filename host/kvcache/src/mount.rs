@@ -1,6 +1,6 @@
 //! A tenant's mount table: where its private chains attach to the public
 //! tree. Kept per tenant (not on the public nodes) so that one tenant's
-//! lookups never read another tenant's data; see the `namespace` docs.
+//! lookups never read another tenant's data; see [`Namespace`](crate::Namespace)'s docs.
 
 use std::collections::HashMap;
 

@@ -12,7 +12,7 @@ pub(crate) struct Node {
     pub parent: Option<Idx>,
     /// For a tenant node mounted on a public node: how many of the parent's
     /// edge tokens precede this edge (tenants mount inside public edges
-    /// rather than split them; see the `namespace` docs). Always 0 for a
+    /// rather than split them; see `Namespace`'s docs). Always 0 for a
     /// same-namespace child, which follows its parent's whole edge: storing
     /// the length there would go stale on every split of the parent.
     pub attach: u32,

@@ -10,7 +10,7 @@ pub struct PrefixMatch {
     /// Lock this to keep `slots` cached while the request runs. It is the
     /// node the match ends at (the root when nothing matched), except when a
     /// tenant's match ends inside a public edge: then it is that public node,
-    /// whose edge tenants never split (see the `namespace` docs).
+    /// whose edge tenants never split (see [`Namespace`]).
     pub node: NodeId,
     /// Number of leading query tokens found; `slots.len() == matched_len`.
     pub matched_len: usize,

@@ -42,7 +42,7 @@ pub use matching::PrefixMatch;
 pub struct RadixCache {
     arena: Arena,
     root: Idx,
-    /// Per-tenant mount tables; see the `namespace` module docs.
+    /// Per-tenant mount tables; see `Namespace`'s docs.
     tenants: HashMap<Namespace, MountTable>,
     lru: LruIndex,
     /// `owned[slot]`: some node owns `slot`. Lets `insert` refuse to take a
@@ -58,7 +58,7 @@ pub struct RadixCache {
 impl RadixCache {
     /// An empty cache for a pool of `pool_size` slots (`0..pool_size`).
     pub fn new(pool_size: u32) -> Self {
-        let mut arena = Arena::default();
+        let mut arena = Arena::new();
         let root = arena.insert(Node::new(
             None,
             0,

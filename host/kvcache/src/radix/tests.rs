@@ -124,6 +124,16 @@ fn locked_paths_survive_eviction_and_unlock_is_checked() {
     assert_eq!(c.total_size(), 0);
     assert_eq!(a.num_free(), POOL as usize);
     assert_eq!(c.lock(m.node), Err(CacheError::StaleNode(m.node)));
+    let live = put(&mut c, &mut a, A, &[1]);
+    let handle = c.match_prefix(A, &[1]).node;
+    let mut other = RadixCache::new(POOL);
+    other.insert(A, &[1], &live).unwrap();
+    assert_eq!(
+        other.lock(handle),
+        Err(CacheError::StaleNode(handle)),
+        "foreign handle"
+    );
+    a.try_free(&c.evict(1)).unwrap();
     assert_eq!(c.unlock(m.node), Err(CacheError::StaleNode(m.node)));
     c.check_invariants(POOL).unwrap();
 }

@@ -19,10 +19,8 @@ impl RadixCache {
         while let Some(i) = cur {
             let n = self.arena.get_mut(i);
             if n.lock_ref == 0 {
-                let len = n.len();
-                self.sizes.protect(len);
+                self.sizes.protect(n.len());
             }
-            let n = self.arena.get_mut(i);
             n.lock_ref += 1;
             cur = n.parent;
             self.refresh_lru(i);
@@ -46,8 +44,7 @@ impl RadixCache {
             n.lock_ref -= 1;
             cur = n.parent;
             if n.lock_ref == 0 {
-                let len = n.len();
-                self.sizes.unprotect(len);
+                self.sizes.unprotect(n.len());
             }
             self.refresh_lru(i);
         }

@@ -127,7 +127,7 @@ fn locked_paths_survive_eviction_and_unlock_is_checked() {
     let live = put(&mut c, &mut a, A, &[1]);
     let handle = c.match_prefix(A, &[1]).node;
     let mut other = RadixCache::new(POOL);
-    other.insert(A, &[1], &live).unwrap();
+    assert!(other.insert(A, &[1], &live).unwrap().duplicates.is_empty());
     assert_eq!(
         other.lock(handle),
         Err(CacheError::StaleNode(handle)),

@@ -1,0 +1,30 @@
+//! Subcommands.
+
+mod demo;
+mod export;
+mod generate;
+
+use clap::{Parser, Subcommand};
+
+/// Arbor: a WebAssembly-sandboxed host for LLM programs.
+#[derive(Parser)]
+#[command(name = "arbor", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Export(export::Args),
+    Generate(generate::Args),
+    Demo(demo::Args),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Export(a) => export::run(a),
+        Command::Generate(a) => generate::run(a),
+        Command::Demo(a) => demo::run(a),
+    }
+}

@@ -1,0 +1,288 @@
+//! The engine: one ONNX Runtime session over a model directory, the KV pool,
+//! and one forward pass over a ragged batch.
+//!
+//! The engine knows nothing of requests, caches or scheduling: callers name
+//! the pool slots that hold each sequence's history and the slots where the
+//! new tokens' K/V go. That keeps slot ownership in one place (the radix cache
+//! or [`crate::sequence::Sequences`]) and lets any prefix be shared by slot.
+
+use crate::config::ModelConfig;
+use crate::export::{FORMAT_VERSION, ModelMeta};
+use crate::kv_pool::KvPool;
+use crate::tokenizer::Tokenizer;
+use anyhow::{Context, Result, anyhow, bail};
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::Tensor;
+use std::ops::Range;
+use std::path::Path;
+
+/// Which logits a batch entry wants back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// None (a prefill chunk that is not the last).
+    None,
+    /// The last new token's (next-token prediction).
+    Last,
+    /// Every new token's (scoring a continuation, as `select` does).
+    All,
+}
+
+/// One sequence's part of a forward pass.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchEntry<'a> {
+    /// The new tokens.
+    pub tokens: &'a [u32],
+    /// Pool slots of the tokens before them (positions `0..history.len()`).
+    pub history: &'a [u32],
+    /// Pool slots that receive the new tokens' K/V, one per token.
+    pub new_slots: &'a [u32],
+    pub logits: Logits,
+}
+
+/// Logits of one forward pass.
+pub struct ForwardOutput {
+    logits: Vec<f32>,
+    vocab: usize,
+    rows: Vec<Range<usize>>,
+}
+
+impl ForwardOutput {
+    /// The logit rows of batch entry `i` (empty for [`Logits::None`]).
+    pub fn rows(&self, i: usize) -> impl ExactSizeIterator<Item = &[f32]> {
+        let r = self.rows[i].clone();
+        r.map(move |row| &self.logits[row * self.vocab..(row + 1) * self.vocab])
+    }
+
+    /// The last logit row of batch entry `i`, if it asked for any.
+    pub fn last(&self, i: usize) -> Option<&[f32]> {
+        self.rows(i).last()
+    }
+}
+
+/// Where the engine runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Cuda(i32),
+}
+
+/// How to open a model.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Token slots in the KV pool.
+    pub kv_slots: usize,
+    /// ONNX Runtime intra-op threads (0: one per core).
+    pub threads: usize,
+    pub device: Device,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { kv_slots: 16384, threads: 0, device: Device::Cpu }
+    }
+}
+
+/// Counters since the engine was opened.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct EngineStats {
+    pub forward_passes: u64,
+    pub tokens_processed: u64,
+    pub logit_rows: u64,
+}
+
+/// A loaded model ready to run forward passes.
+pub struct Engine {
+    session: Session,
+    meta: ModelMeta,
+    tokenizer: Tokenizer,
+    pool: KvPool,
+    stats: EngineStats,
+}
+
+/// Reads `arbor.json` of a model directory.
+pub fn read_meta(dir: &Path) -> Result<ModelMeta> {
+    let path = dir.join("arbor.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("{} is not an Arbor model directory (no arbor.json); create one with `arbor export`", dir.display())
+    })?;
+    let meta: ModelMeta = serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+    if meta.format_version != FORMAT_VERSION {
+        bail!(
+            "{} was exported by another Arbor version (format {}, this is {}); export it again",
+            dir.display(),
+            meta.format_version,
+            FORMAT_VERSION
+        );
+    }
+    meta.config.validate()?;
+    Ok(meta)
+}
+
+impl Engine {
+    /// Opens a model directory written by `arbor export`.
+    pub fn open(dir: &Path, opts: &EngineOptions) -> Result<Self> {
+        let meta = read_meta(dir)?;
+        let cfg = &meta.config;
+        for f in ["model.onnx", "weights.bin"] {
+            if !dir.join(f).is_file() {
+                bail!("{} is missing; export the model again", dir.join(f).display());
+            }
+        }
+        let tokenizer = Tokenizer::load(dir, &cfg.eos_token_ids, cfg.bos_token_id)?;
+        let env = crate::ort_env::environment()?;
+        let mut b = Session::builder(&env)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| anyhow!("{e}"))?;
+        if opts.threads > 0 {
+            b = b.with_intra_threads(opts.threads).map_err(|e| anyhow!("{e}"))?;
+        }
+        if let Device::Cuda(id) = opts.device {
+            b = crate::cuda::register(b, id)?;
+        }
+        let session = b
+            .commit_from_file(dir.join("model.onnx"))
+            .map_err(|e| anyhow!("ONNX Runtime cannot load {}: {e}", dir.join("model.onnx").display()))?;
+        if opts.kv_slots == 0 {
+            bail!("the KV pool needs at least one slot");
+        }
+        let pool = KvPool::new(meta.dtype, cfg.num_layers, opts.kv_slots, cfg.num_kv_heads, cfg.head_dim);
+        Ok(Engine { session, meta, tokenizer, pool, stats: EngineStats::default() })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.meta.config
+    }
+
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Number of slots in the KV pool.
+    pub fn kv_slots(&self) -> usize {
+        self.pool.slots()
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// Longest sequence the model accepts.
+    pub fn max_context(&self) -> usize {
+        self.meta.config.max_position_embeddings
+    }
+
+    /// Runs one forward pass over a ragged batch: computes and stores the new
+    /// tokens' K/V in their slots, and returns the logits asked for.
+    pub fn forward(&mut self, batch: &[BatchEntry]) -> Result<ForwardOutput> {
+        let cfg = &self.meta.config;
+        let vocab = cfg.vocab_size;
+        let slots = self.pool.slots();
+        if batch.is_empty() {
+            bail!("empty batch");
+        }
+        for (i, e) in batch.iter().enumerate() {
+            if e.tokens.is_empty() {
+                bail!("batch entry {i} has no new tokens");
+            }
+            if e.tokens.len() != e.new_slots.len() {
+                bail!("batch entry {i}: {} tokens but {} new slots", e.tokens.len(), e.new_slots.len());
+            }
+            if let Some(&t) = e.tokens.iter().find(|&&t| t as usize >= vocab) {
+                bail!("token id {t} is outside the vocabulary (size {vocab})");
+            }
+            if let Some(&s) = e.history.iter().chain(e.new_slots).find(|&&s| s as usize >= slots) {
+                bail!("pool slot {s} is outside the pool ({slots} slots)");
+            }
+            let len = e.history.len() + e.tokens.len();
+            if len > cfg.max_position_embeddings {
+                bail!("sequence of {len} tokens exceeds the model's context of {}", cfg.max_position_embeddings);
+            }
+        }
+
+        let t: usize = batch.iter().map(|e| e.tokens.len()).sum();
+        let h: usize = batch.iter().map(|e| e.history.len()).sum();
+        let b = batch.len();
+        let qmax = batch.iter().map(|e| e.tokens.len()).max().unwrap_or(1);
+        let lmax = batch.iter().map(|e| e.history.len() + e.tokens.len()).max().unwrap_or(1);
+
+        let mut input_ids = Vec::with_capacity(t);
+        let mut positions = Vec::with_capacity(t);
+        let mut hist_slots = Vec::with_capacity(h);
+        let mut new_slots = Vec::with_capacity(t);
+        let mut kv_index = vec![0i64; b * lmax];
+        let mut q_index = vec![0i64; b * qmax];
+        let mut mask = vec![f32::NEG_INFINITY; b * qmax * lmax];
+        let mut out_index = Vec::with_capacity(t);
+        let mut logit_index = Vec::new();
+        let mut rows = Vec::with_capacity(b);
+        let (mut hoff, mut toff) = (0usize, 0usize);
+        let window = cfg.sliding_window.unwrap_or(usize::MAX);
+        for (bi, e) in batch.iter().enumerate() {
+            let hl = e.history.len();
+            let n = e.tokens.len();
+            hist_slots.extend(e.history.iter().map(|&s| s as i64));
+            new_slots.extend_from_slice(e.new_slots);
+            for (i, &tok) in e.tokens.iter().enumerate() {
+                input_ids.push(tok as i64);
+                positions.push((hl + i) as i64);
+                out_index.push((bi * qmax + i) as i64);
+            }
+            let keys = &mut kv_index[bi * lmax..(bi + 1) * lmax];
+            for (j, k) in keys.iter_mut().enumerate().take(hl + n) {
+                *k = if j < hl { (hoff + j) as i64 } else { (h + toff + j - hl) as i64 };
+            }
+            for qi in 0..qmax {
+                let m = &mut mask[(bi * qmax + qi) * lmax..(bi * qmax + qi + 1) * lmax];
+                if qi < n {
+                    q_index[bi * qmax + qi] = (toff + qi) as i64;
+                    let pos = hl + qi;
+                    let first = (pos + 1).saturating_sub(window);
+                    m[first..=pos].fill(0.0);
+                } else {
+                    // Padding queries see one key so their softmax stays finite;
+                    // their outputs are never gathered.
+                    m[0] = 0.0;
+                }
+            }
+            let start = logit_index.len();
+            match e.logits {
+                Logits::None => {}
+                Logits::Last => logit_index.push((toff + n - 1) as i64),
+                Logits::All => logit_index.extend((toff..toff + n).map(|x| x as i64)),
+            }
+            rows.push(start..logit_index.len());
+            hoff += hl;
+            toff += n;
+        }
+
+        let i64t = |shape: Vec<usize>, data: Vec<i64>| Tensor::from_array((shape, data));
+        let (k_pool, v_pool) = self.pool.inputs()?;
+        let inputs = ort::inputs! {
+            "input_ids" => i64t(vec![t], input_ids)?,
+            "positions" => i64t(vec![t], positions)?,
+            "hist_slots" => i64t(vec![h], hist_slots)?,
+            "kv_index" => i64t(vec![b, lmax], kv_index)?,
+            "q_index" => i64t(vec![b, qmax], q_index)?,
+            "attn_mask" => Tensor::from_array((vec![b, qmax, lmax], mask))?,
+            "out_index" => i64t(vec![t], out_index)?,
+            "logit_index" => i64t(vec![logit_index.len()], logit_index.clone())?,
+            "k_pool" => k_pool,
+            "v_pool" => v_pool,
+        };
+        let outputs = self.session.run(inputs).map_err(|e| anyhow!("forward pass failed: {e}"))?;
+        let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
+        let logits = logits.to_vec();
+        self.pool.write(&outputs["new_k"], &outputs["new_v"], &new_slots)?;
+        drop(outputs);
+        self.stats.forward_passes += 1;
+        self.stats.tokens_processed += t as u64;
+        self.stats.logit_rows += logit_index.len() as u64;
+        Ok(ForwardOutput { logits, vocab, rows })
+    }
+}

@@ -1,0 +1,119 @@
+//! A plain generation loop over [`Sequences`]: several prompts decoded
+//! together, prefill chunked, stop tokens and stop strings honoured.
+//!
+//! Serving goes through the scheduler; this loop is what `arbor generate`
+//! and the engine's own tests and benchmarks use.
+
+use crate::engine::{Engine, Logits};
+use crate::sampling::{Sampler, SamplingParams};
+use crate::sequence::{Sequences, StepItem};
+use anyhow::{Result, bail};
+
+/// One prompt to continue.
+#[derive(Clone, Debug, Default)]
+pub struct GenRequest {
+    pub prompt: Vec<u32>,
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    pub stop_strings: Vec<String>,
+    /// Keep going past end-of-sequence tokens (benchmarks, reference tests).
+    pub ignore_eos: bool,
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Length,
+    Stop,
+}
+
+/// A finished continuation.
+#[derive(Clone, Debug)]
+pub struct GenOutput {
+    pub tokens: Vec<u32>,
+    pub text: String,
+    pub finish: FinishReason,
+}
+
+/// Continues every request, batching all of them in each forward pass.
+/// `prefill_chunk` bounds how many prompt tokens one sequence sends per pass.
+pub fn generate(engine: &mut Engine, reqs: &[GenRequest], prefill_chunk: usize) -> Result<Vec<GenOutput>> {
+    let mut seqs = Sequences::new(engine.kv_slots());
+    let eos: Vec<u32> = engine.tokenizer().eos_ids().to_vec();
+    struct Live {
+        id: crate::sequence::SeqId,
+        sampler: Sampler,
+        out: Vec<u32>,
+        done: Option<FinishReason>,
+        text: String,
+    }
+    let mut live = Vec::new();
+    for r in reqs {
+        if r.prompt.is_empty() {
+            bail!("empty prompt");
+        }
+        r.sampling.validate().map_err(anyhow::Error::msg)?;
+        if r.prompt.len() + r.max_tokens > engine.max_context() {
+            bail!(
+                "prompt of {} tokens plus {} new tokens exceeds the model's context of {}",
+                r.prompt.len(),
+                r.max_tokens,
+                engine.max_context()
+            );
+        }
+        live.push(Live {
+            id: seqs.create(&r.prompt),
+            sampler: Sampler::new(r.sampling.clone()),
+            out: Vec::new(),
+            done: if r.max_tokens == 0 { Some(FinishReason::Length) } else { None },
+            text: String::new(),
+        });
+    }
+    loop {
+        let active: Vec<usize> = (0..live.len()).filter(|&i| live[i].done.is_none()).collect();
+        if active.is_empty() {
+            break;
+        }
+        let mut items = Vec::new();
+        for &i in &active {
+            let pending = seqs.pending(live[i].id)?;
+            let logits = if pending <= prefill_chunk { Logits::Last } else { Logits::None };
+            items.push(StepItem { seq: live[i].id, max_tokens: prefill_chunk, logits });
+        }
+        let out = seqs.step(engine, &items)?;
+        for (k, &i) in active.iter().enumerate() {
+            let Some(row) = out.last(k) else { continue };
+            let l = &mut live[i];
+            let tok = l.sampler.sample(&mut row.to_vec());
+            l.sampler.observe(tok);
+            l.out.push(tok);
+            let r = &reqs[i];
+            if !r.ignore_eos && eos.contains(&tok) {
+                l.out.pop();
+                l.done = Some(FinishReason::Stop);
+            } else {
+                let text = engine.tokenizer().decode(&l.out);
+                if let Some(cut) = r.stop_strings.iter().filter_map(|s| text.find(s.as_str())).min() {
+                    l.text = text[..cut].to_string();
+                    l.done = Some(FinishReason::Stop);
+                } else if l.out.len() >= r.max_tokens {
+                    l.done = Some(FinishReason::Length);
+                } else {
+                    seqs.extend(l.id, &[tok])?;
+                }
+            }
+        }
+    }
+    Ok(live
+        .into_iter()
+        .map(|l| {
+            let text = if l.done == Some(FinishReason::Stop) && !l.text.is_empty() {
+                l.text
+            } else {
+                engine.tokenizer().decode(&l.out)
+            };
+            GenOutput { tokens: l.out, text, finish: l.done.unwrap_or(FinishReason::Length) }
+        })
+        .collect())
+}

@@ -40,7 +40,14 @@ const SCHEMA: &str = r#"{
   "required": ["id", "name", "age", "role", "active"]
 }"#;
 
-const EOS_CANDIDATES: &[&str] = &["<EOT>", "</s>", "<|endoftext|>", "<|eot_id|>", "<|im_end|>", "<eos>"];
+const EOS_CANDIDATES: &[&str] = &[
+    "<EOT>",
+    "</s>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<eos>",
+];
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -86,17 +93,36 @@ fn main() {
         t.elapsed().as_secs_f64() * 1e3
     );
 
-    let opts = SchemaOptions { whitespace: Whitespace::Compact, ..Default::default() };
+    let opts = SchemaOptions {
+        whitespace: Whitespace::Compact,
+        ..Default::default()
+    };
     let t = Instant::now();
     let regex = schema_str_to_regex(SCHEMA, &opts).expect("schema");
-    let fsm = TokenFsm::from_regex(&regex, vocab.clone(), &Limits { max_pattern_len: usize::MAX, ..Default::default() })
-        .expect("compile");
+    let fsm = TokenFsm::from_regex(
+        &regex,
+        vocab.clone(),
+        &Limits {
+            max_pattern_len: usize::MAX,
+            ..Default::default()
+        },
+    )
+    .expect("compile");
     println!(
         "schema: regex {} bytes, {} DFA states, compiled in {:.0} ms",
         regex.len(),
         fsm.num_states(),
         t.elapsed().as_secs_f64() * 1e3
     );
+
+    for hostile in [r"(a|b)*a(a|b){40}", r"\w{50000}"] {
+        let t = Instant::now();
+        let err = TokenFsm::from_regex(hostile, vocab.clone(), &Limits::default()).unwrap_err();
+        println!(
+            "hostile {hostile:?} refused in {:.0} ms: {err}",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
 
     let mut seen = HashSet::new();
     let (mut cold, mut warm, mut all_first) = (Vec::new(), Vec::new(), Vec::new());
@@ -110,7 +136,11 @@ fn main() {
             let t = Instant::now();
             let mask = fsm.allowed(s);
             let dt = t.elapsed();
-            if seen.insert(s) { cold.push(dt) } else { warm.push(dt) }
+            if seen.insert(s) {
+                cold.push(dt)
+            } else {
+                warm.push(dt)
+            }
             if seq == 0 {
                 all_first.push(dt);
             }
@@ -151,6 +181,27 @@ fn main() {
         "allowed tokens per state: median {}, max {}",
         allowed_counts[allowed_counts.len() / 2],
         allowed_counts.last().unwrap()
+    );
+
+    // The worst case: the state allowing the most tokens walks nearly the
+    // whole trie; report its cost per trie node.
+    let widest = *states
+        .iter()
+        .max_by_key(|&&s| fsm.allowed(s).count())
+        .unwrap();
+    let mut reps = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        std::hint::black_box(fsm.compute_mask(widest));
+        reps.push(t.elapsed());
+    }
+    reps.sort();
+    println!(
+        "widest state ({} tokens allowed): best {:.0} µs, median {:.0} µs = {:.1} ns per trie node",
+        fsm.allowed(widest).count(),
+        reps[0].as_secs_f64() * 1e6,
+        percentile(&reps, 0.5),
+        reps[0].as_secs_f64() * 1e9 / vocab.trie_nodes() as f64
     );
 
     let mut logits = vec![0.0f32; vocab.len()];

@@ -50,7 +50,10 @@ impl ConstraintCache {
         Self {
             limits,
             capacity: capacity.max(1),
-            inner: Mutex::new(Inner { map: HashMap::new(), tick: 0 }),
+            inner: Mutex::new(Inner {
+                map: HashMap::new(),
+                tick: 0,
+            }),
         }
     }
 
@@ -78,7 +81,12 @@ impl ConstraintCache {
     }
 
     /// [`ConstraintCache::schema`] for schema text, keeping property order.
-    pub fn schema_str(&self, schema: &str, options: &SchemaOptions, vocab: &Arc<Vocab>) -> Compiled {
+    pub fn schema_str(
+        &self,
+        schema: &str,
+        options: &SchemaOptions,
+        vocab: &Arc<Vocab>,
+    ) -> Compiled {
         self.get(schema_str_to_regex(schema, options)?, vocab)
     }
 
@@ -99,7 +107,10 @@ impl ConstraintCache {
     }
 
     fn get(&self, regex: String, vocab: &Arc<Vocab>) -> Compiled {
-        let key = Key { vocab: vocab.fingerprint(), regex };
+        let key = Key {
+            vocab: vocab.fingerprint(),
+            regex,
+        };
         let cell = {
             let mut inner = self.lock();
             inner.tick += 1;
@@ -119,12 +130,19 @@ impl ConstraintCache {
                     }
                 }
                 let cell = Arc::new(OnceLock::new());
-                inner.map.insert(key.clone(), Entry { cell: cell.clone(), last_used: tick });
+                inner.map.insert(
+                    key.clone(),
+                    Entry {
+                        cell: cell.clone(),
+                        last_used: tick,
+                    },
+                );
                 cell
             }
         };
         cell.get_or_init(|| {
-            TokenFsm::from_trusted_length_regex(key.regex, vocab.clone(), &self.limits).map(Arc::new)
+            TokenFsm::from_trusted_length_regex(key.regex, vocab.clone(), &self.limits)
+                .map(Arc::new)
         })
         .clone()
     }
@@ -144,7 +162,11 @@ mod tests {
     use super::*;
 
     fn vocab() -> Arc<Vocab> {
-        Arc::new(Vocab::new((0..=255u8).map(|b| vec![b]).collect(), vec![], vec![]))
+        Arc::new(Vocab::new(
+            (0..=255u8).map(|b| vec![b]).collect(),
+            vec![],
+            vec![],
+        ))
     }
 
     #[test]
@@ -164,13 +186,22 @@ mod tests {
     fn errors_are_cached_and_lru_entries_evicted() {
         let cache = ConstraintCache::new(Limits::default(), 2);
         let v = vocab();
-        assert_eq!(cache.regex("(", &v).err().map(|e| e.to_string().contains("unclosed")), Some(true));
+        assert_eq!(
+            cache
+                .regex("(", &v)
+                .err()
+                .map(|e| e.to_string().contains("unclosed")),
+            Some(true)
+        );
         cache.regex("a", &v).unwrap();
         cache.regex("(", &v).unwrap_err(); // refresh "("
         cache.regex("b", &v).unwrap(); // evicts "a"
         assert_eq!(cache.len(), 2);
         let keys: Vec<String> = cache.lock().map.keys().map(|k| k.regex.clone()).collect();
-        assert!(keys.contains(&"(".to_owned()) && keys.contains(&"b".to_owned()), "{keys:?}");
+        assert!(
+            keys.contains(&"(".to_owned()) && keys.contains(&"b".to_owned()),
+            "{keys:?}"
+        );
     }
 
     #[test]

@@ -20,12 +20,23 @@ mod tests {
 
     #[test]
     fn choices_are_literal_and_prefixes_stay_open() {
-        let v = Arc::new(Vocab::new((0..=255u8).map(|b| vec![b]).collect(), vec![256], vec![]));
+        let v = Arc::new(Vocab::new(
+            (0..=255u8).map(|b| vec![b]).collect(),
+            vec![256],
+            vec![],
+        ));
         let choices = vec!["a.b".to_owned(), "a".to_owned(), "(x|y)".to_owned()];
-        let fsm = TokenFsm::from_regex(&choices_to_regex(&choices), v.clone(), &Limits::default()).unwrap();
+        let fsm = TokenFsm::from_regex(&choices_to_regex(&choices), v.clone(), &Limits::default())
+            .unwrap();
         let s = fsm.advance_bytes(fsm.start(), b"a").unwrap();
-        assert!(fsm.is_accepting(s) && !fsm.is_finished(s), "a, or go on to a.b");
-        assert!(fsm.advance_bytes(fsm.start(), b"axb").is_none(), "dot is literal");
+        assert!(
+            fsm.is_accepting(s) && !fsm.is_finished(s),
+            "a, or go on to a.b"
+        );
+        assert!(
+            fsm.advance_bytes(fsm.start(), b"axb").is_none(),
+            "dot is literal"
+        );
         assert!(fsm.is_finished(fsm.advance_bytes(fsm.start(), b"(x|y)").unwrap()));
         assert_eq!(
             TokenFsm::from_regex(&choices_to_regex(&[]), v, &Limits::default()).err(),

@@ -306,7 +306,10 @@ mod tests {
         assert_eq!(allowed, vec![b'a' as u32, id(&v, "ab"), id(&v, "abc")]);
         assert_eq!(*fsm.allowed(s), fsm.compute_mask_per_token(s));
         let s = fsm.advance(s, id(&v, "ab")).unwrap();
-        assert_eq!(fsm.allowed(s).iter().collect::<Vec<_>>(), vec![b'c' as u32, b'd' as u32]);
+        assert_eq!(
+            fsm.allowed(s).iter().collect::<Vec<_>>(),
+            vec![b'c' as u32, b'd' as u32]
+        );
         let end = fsm.advance(s, b'c' as u32).unwrap();
         assert!(fsm.is_accepting(end) && fsm.is_finished(end));
         let eos = v.eos_ids()[0];
@@ -320,7 +323,9 @@ mod tests {
     fn special_tokens_are_never_allowed() {
         let v = vocab();
         let fsm = TokenFsm::from_regex(r"<\|special\|>", v.clone(), &Limits::default()).unwrap();
-        let special = (0..v.len() as u32).find(|&t| v.token_bytes(t) == b"<|special|>").unwrap();
+        let special = (0..v.len() as u32)
+            .find(|&t| v.token_bytes(t) == b"<|special|>")
+            .unwrap();
         assert!(!fsm.allowed(fsm.start()).contains(special));
         assert_eq!(fsm.advance(fsm.start(), special), None);
         // The same bytes spelled with ordinary tokens are fine.
@@ -343,15 +348,23 @@ mod tests {
     #[test]
     fn forced_bytes_stop_at_choices_and_accepting_states() {
         let v = vocab();
-        let fsm = TokenFsm::from_regex(r#"\{"name":"[a-z]+"(,"age":[0-9])?\}"#, v, &Limits::default())
-            .unwrap();
+        let fsm = TokenFsm::from_regex(
+            r#"\{"name":"[a-z]+"(,"age":[0-9])?\}"#,
+            v,
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(fsm.forced_bytes(fsm.start()), br#"{"name":""#);
         let s = fsm.advance_bytes(fsm.start(), br#"{"name":"x""#).unwrap();
         assert_eq!(fsm.forced_bytes(s), b"", "choice between , and }}");
         let s = fsm.advance_bytes(s, b",").unwrap();
         assert_eq!(fsm.forced_bytes(s), br#""age":"#);
         let fsm = TokenFsm::from_regex("ab|abcd", vocab(), &Limits::default()).unwrap();
-        assert_eq!(fsm.forced_bytes(fsm.start()), b"ab", "stops at the accepting state");
+        assert_eq!(
+            fsm.forced_bytes(fsm.start()),
+            b"ab",
+            "stops at the accepting state"
+        );
     }
 
     #[test]
@@ -359,11 +372,15 @@ mod tests {
         let v = vocab();
         let fsm = TokenFsm::from_regex("(true|false)}", v.clone(), &Limits::default()).unwrap();
         let before = fsm.start();
-        let s1 = fsm.advance_tokens(before, &[id(&v, "tr"), b'u' as u32]).unwrap();
+        let s1 = fsm
+            .advance_tokens(before, &[id(&v, "tr"), b'u' as u32])
+            .unwrap();
         let forced = fsm.forced_bytes(s1);
         assert_eq!(forced, b"e}");
         // The engine re-tokenizes "tru" + "e}" as "tr" + "ue}".
-        let retok = fsm.advance_tokens(before, &[id(&v, "tr"), id(&v, "ue}")]).unwrap();
+        let retok = fsm
+            .advance_tokens(before, &[id(&v, "tr"), id(&v, "ue}")])
+            .unwrap();
         assert_eq!(Some(retok), fsm.advance_bytes(s1, &forced));
         assert!(fsm.is_finished(retok));
     }
@@ -381,7 +398,8 @@ mod tests {
 
     #[test]
     fn shortest_completion_is_accepted() {
-        let fsm = TokenFsm::from_regex(r#"\[(1|22)(,(1|22))*\]"#, vocab(), &Limits::default()).unwrap();
+        let fsm =
+            TokenFsm::from_regex(r#"\[(1|22)(,(1|22))*\]"#, vocab(), &Limits::default()).unwrap();
         let s = fsm.advance_bytes(fsm.start(), b"[22,2").unwrap();
         let tail = fsm.shortest_completion(s);
         assert_eq!(tail, b"2]");

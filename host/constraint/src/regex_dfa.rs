@@ -328,7 +328,10 @@ mod tests {
         assert_eq!(compile("").err(), Some(ConstraintError::OnlyEmpty));
         assert_eq!(compile("a{0}").err(), Some(ConstraintError::OnlyEmpty));
         assert_eq!(compile("(?:)|(?:)").err(), Some(ConstraintError::OnlyEmpty));
-        assert_eq!(compile("[a&&b]").err(), Some(ConstraintError::MatchesNothing));
+        assert_eq!(
+            compile("[a&&b]").err(),
+            Some(ConstraintError::MatchesNothing)
+        );
         assert_eq!(compile("a$b").err(), Some(ConstraintError::MatchesNothing));
     }
 

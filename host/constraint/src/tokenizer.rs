@@ -36,8 +36,7 @@ fn byte_level_table() -> std::collections::HashMap<char, u8> {
 fn has_type(v: &Value, ty: &str) -> bool {
     match v {
         Value::Object(o) => {
-            o.get("type").and_then(Value::as_str) == Some(ty)
-                || o.values().any(|x| has_type(x, ty))
+            o.get("type").and_then(Value::as_str) == Some(ty) || o.values().any(|x| has_type(x, ty))
         }
         Value::Array(a) => a.iter().any(|x| has_type(x, ty)),
         _ => false,
@@ -68,8 +67,12 @@ impl Vocab {
         let bad = |m: &str| ConstraintError::InvalidTokenizer(m.to_owned());
         let root: Value = serde_json::from_str(text).map_err(|e| bad(&format!("not JSON: {e}")))?;
         let model = root.get("model").ok_or_else(|| bad("no model"))?;
-        let byte_level = root.get("decoder").is_some_and(|d| has_type(d, "ByteLevel"))
-            || root.get("pre_tokenizer").is_some_and(|d| has_type(d, "ByteLevel"));
+        let byte_level = root
+            .get("decoder")
+            .is_some_and(|d| has_type(d, "ByteLevel"))
+            || root
+                .get("pre_tokenizer")
+                .is_some_and(|d| has_type(d, "ByteLevel"));
         let table = byte_level.then(byte_level_table);
         let decode = |piece: &str| -> Vec<u8> {
             match &table {
@@ -91,7 +94,9 @@ impl Vocab {
         match model.get("vocab") {
             Some(Value::Object(map)) => {
                 for (piece, id) in map {
-                    let id = id.as_u64().ok_or_else(|| bad("vocab ids must be integers"))?;
+                    let id = id
+                        .as_u64()
+                        .ok_or_else(|| bad("vocab ids must be integers"))?;
                     pieces.push((id, decode(piece), piece.clone()));
                 }
             }
@@ -110,7 +115,10 @@ impl Vocab {
         let mut special = Vec::new();
         if let Some(added) = root.get("added_tokens").and_then(Value::as_array) {
             for t in added {
-                let id = t.get("id").and_then(Value::as_u64).ok_or_else(|| bad("added token without id"))?;
+                let id = t
+                    .get("id")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| bad("added token without id"))?;
                 let content = t.get("content").and_then(Value::as_str).unwrap_or_default();
                 if t.get("special").and_then(Value::as_bool).unwrap_or(false) {
                     special.push(id);
@@ -134,9 +142,16 @@ impl Vocab {
             tokens[id as usize] = bytes;
         }
         if let Some(i) = found.iter().position(|f| !f) {
-            return Err(bad(&format!("EOS token {:?} not in the vocabulary", eos_tokens[i])));
+            return Err(bad(&format!(
+                "EOS token {:?} not in the vocabulary",
+                eos_tokens[i]
+            )));
         }
-        Ok(Vocab::new(tokens, eos, special.into_iter().map(|s| s as u32).collect()))
+        Ok(Vocab::new(
+            tokens,
+            eos,
+            special.into_iter().map(|s| s as u32).collect(),
+        ))
     }
 }
 

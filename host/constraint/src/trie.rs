@@ -36,7 +36,12 @@ impl TokenTrie {
         let mut ids: Vec<u32> = (0..vocab.len() as u32)
             .filter(|&t| vocab.is_text(t))
             .collect();
-        ids.sort_by(|&a, &b| vocab.token_bytes(a).cmp(vocab.token_bytes(b)).then(a.cmp(&b)));
+        ids.sort_by(|&a, &b| {
+            vocab
+                .token_bytes(a)
+                .cmp(vocab.token_bytes(b))
+                .then(a.cmp(&b))
+        });
 
         let mut nodes: Vec<Node> = Vec::new();
         let mut duplicates = Vec::new();
@@ -91,18 +96,32 @@ impl TokenTrie {
         // states[d] = automaton state after the first d bytes of the current node's path.
         let mut states = vec![dead; self.max_depth + 1];
         states[0] = start;
+        // The last live node's state and depth, kept in registers: in
+        // preorder the next node is usually its child, and reading the parent
+        // from `states` would wait on the store just made.
+        let (mut cur, mut cur_depth) = (start, 0usize);
         let nodes = &self.nodes[..];
         let words = mask.words_mut();
         let mut i = 0;
         while i < nodes.len() {
             let node = nodes[i];
             let depth = (node.depth_byte >> 8) as usize;
-            let next = step(states[depth - 1], node.depth_byte as u8);
+            // If the depth is one more than the last live node's, that node
+            // is the parent: the parent precedes its child and is live, and
+            // any live node after it would be deeper.
+            let parent = if depth == cur_depth + 1 {
+                cur
+            } else {
+                states[depth - 1]
+            };
+            let next = step(parent, node.depth_byte as u8);
             if next == dead {
                 i = node.skip as usize;
                 continue;
             }
             states[depth] = next;
+            cur = next;
+            cur_depth = depth;
             if node.token != NO_TOKEN {
                 let t = node.token as usize;
                 words[t / 64] |= 1 << (t % 64);

@@ -108,12 +108,27 @@ fn schema_cases() -> &'static Vec<SchemaCase> {
                 .build(&schema)
                 .unwrap();
             // Alternate compact and flexible whitespace across schemas.
-            let whitespace = if i % 2 == 0 { Whitespace::Compact } else { Whitespace::Flexible { max: 2 } };
-            let opts = SchemaOptions { whitespace, ..Default::default() };
-            let regex = schema_str_to_regex(text, &opts).unwrap_or_else(|e| panic!("schema {i}: {e}"));
+            let whitespace = if i % 2 == 0 {
+                Whitespace::Compact
+            } else {
+                Whitespace::Flexible { max: 2 }
+            };
+            let opts = SchemaOptions {
+                whitespace,
+                ..Default::default()
+            };
+            let regex =
+                schema_str_to_regex(text, &opts).unwrap_or_else(|e| panic!("schema {i}: {e}"));
             let fsm = Arc::new(
-                TokenFsm::from_regex(&regex, vocab(), &Limits { max_pattern_len: usize::MAX, ..Default::default() })
-                    .unwrap_or_else(|e| panic!("schema {i}: {e}")),
+                TokenFsm::from_regex(
+                    &regex,
+                    vocab(),
+                    &Limits {
+                        max_pattern_len: usize::MAX,
+                        ..Default::default()
+                    },
+                )
+                .unwrap_or_else(|e| panic!("schema {i}: {e}")),
             );
             cases.push(SchemaCase { fsm, validator });
         }
@@ -153,12 +168,30 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Fresh random vocabularies (with duplicate and overlapping tokens):
+    /// the trie-walk mask equals the per-token walk at every state of a walk.
+    #[test]
+    fn trie_masks_equal_per_token_masks(vocab_seed: u64, which in 0..REGEXES.len(), walk_seed: u64) {
+        let v = synthetic_vocab(vocab_seed, 300);
+        let fsm = TokenFsm::from_regex(REGEXES[which], v, &Limits::default()).unwrap();
+        let walk = random_walk(&fsm, walk_seed, 20);
+        for s in walk.states {
+            prop_assert_eq!(fsm.compute_mask(s), fsm.compute_mask_per_token(s));
+        }
+    }
+}
+
 #[test]
 fn some_walks_end_by_sampling_eos() {
     // Uniform sampling must reach EOS on its own for short languages; if it
     // never did, the EOS bit would be untested.
     let fsm = &regex_fsms()[1];
-    let by_eos = (0..20).filter(|&seed| random_walk(fsm, seed, 60).ended_by_eos).count();
+    let by_eos = (0..20)
+        .filter(|&seed| random_walk(fsm, seed, 60).ended_by_eos)
+        .count();
     assert!(by_eos > 0);
 }
 
@@ -181,7 +214,11 @@ fn print_samples() {
     for (i, case) in schema_cases().iter().enumerate() {
         for seed in 0..3 {
             let w = random_walk(&case.fsm, seed, 250);
-            println!("schema {i} (eos: {}): {}", w.ended_by_eos, String::from_utf8_lossy(&w.output));
+            println!(
+                "schema {i} (eos: {}): {}",
+                w.ended_by_eos,
+                String::from_utf8_lossy(&w.output)
+            );
         }
     }
     for (i, fsm) in regex_fsms().iter().enumerate() {

@@ -197,9 +197,15 @@ mod tests {
         let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["z", "a", "m"]);
         let compact = j.to_compact();
-        assert_eq!(compact, r#"{"z":1,"a":[true,null,2.5,"q\"\n"],"m":{"y":-3,"b":{}}}"#);
+        assert_eq!(
+            compact,
+            r#"{"z":1,"a":[true,null,2.5,"q\"\n"],"m":{"y":-3,"b":{}}}"#
+        );
         let v: serde_json::Value = serde_json::from_str(text).unwrap();
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&compact).unwrap(), v);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&compact).unwrap(),
+            v
+        );
     }
 
     #[test]

@@ -89,7 +89,10 @@ pub fn schema_to_regex(
 
 /// [`schema_to_regex`] for schema text, keeping properties in the order
 /// they are written.
-pub fn schema_str_to_regex(schema: &str, options: &SchemaOptions) -> Result<String, ConstraintError> {
+pub fn schema_str_to_regex(
+    schema: &str,
+    options: &SchemaOptions,
+) -> Result<String, ConstraintError> {
     let json: Json =
         serde_json::from_str(schema).map_err(|e| invalid("#", &format!("not JSON: {e}")))?;
     translate(&json, options)
@@ -116,33 +119,75 @@ fn translate(root: &Json, options: &SchemaOptions) -> Result<String, ConstraintE
             "every value needs recursive $refs nested deeper than max_ref_depth = {}",
             options.max_ref_depth
         ))),
-        None => Err(ConstraintError::UnsatisfiableSchema("no JSON value satisfies it".into())),
+        None => Err(ConstraintError::UnsatisfiableSchema(
+            "no JSON value satisfies it".into(),
+        )),
     }
 }
 
 fn invalid(path: &str, msg: &str) -> ConstraintError {
-    ConstraintError::InvalidSchema { path: path.to_owned(), msg: msg.to_owned() }
+    ConstraintError::InvalidSchema {
+        path: path.to_owned(),
+        msg: msg.to_owned(),
+    }
 }
 
 fn unsupported(path: &str, msg: String) -> ConstraintError {
-    ConstraintError::UnsupportedSchema { path: path.to_owned(), msg }
+    ConstraintError::UnsupportedSchema {
+        path: path.to_owned(),
+        msg,
+    }
 }
 
 /// Keywords this translator enforces.
 const SUPPORTED: &[&str] = &[
-    "type", "enum", "const", "properties", "required", "additionalProperties", "items",
-    "prefixItems", "additionalItems", "minItems", "maxItems", "minLength", "maxLength", "pattern",
-    "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "anyOf", "oneOf",
-    "allOf", "$ref",
+    "type",
+    "enum",
+    "const",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "prefixItems",
+    "additionalItems",
+    "minItems",
+    "maxItems",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "format",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "$ref",
 ];
 
 /// Assertion keywords that constrain values in ways a regex over the JSON
 /// text cannot express here; ignoring them could generate invalid output.
 const UNSUPPORTED: &[&str] = &[
-    "not", "if", "then", "else", "dependentRequired", "dependentSchemas", "dependencies",
-    "patternProperties", "propertyNames", "minProperties", "maxProperties",
-    "unevaluatedProperties", "unevaluatedItems", "contains", "minContains", "maxContains",
-    "multipleOf", "$dynamicRef", "$recursiveRef",
+    "not",
+    "if",
+    "then",
+    "else",
+    "dependentRequired",
+    "dependentSchemas",
+    "dependencies",
+    "patternProperties",
+    "propertyNames",
+    "minProperties",
+    "maxProperties",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "contains",
+    "minContains",
+    "maxContains",
+    "multipleOf",
+    "$dynamicRef",
+    "$recursiveRef",
 ];
 
 /// Result of translating a subschema: `None` when no value satisfies it
@@ -210,13 +255,15 @@ impl Translator<'_> {
         let refused: Vec<String> = entries
             .iter()
             .filter(|(k, v)| {
-                UNSUPPORTED.contains(&k.as_str())
-                    || (k == "uniqueItems" && *v == Json::Bool(true))
+                UNSUPPORTED.contains(&k.as_str()) || (k == "uniqueItems" && *v == Json::Bool(true))
             })
             .map(|(k, _)| k.clone())
             .collect();
         if !refused.is_empty() {
-            return Err(ConstraintError::UnsupportedKeyword { path: path.to_owned(), keywords: refused });
+            return Err(ConstraintError::UnsupportedKeyword {
+                path: path.to_owned(),
+                keywords: refused,
+            });
         }
         let constraints: Vec<&str> = entries
             .iter()
@@ -224,14 +271,20 @@ impl Translator<'_> {
             .filter(|k| SUPPORTED.contains(k))
             .collect();
         let alone = |keyword: &str| -> Result<(), ConstraintError> {
-            let others: Vec<&str> =
-                constraints.iter().copied().filter(|k| *k != keyword).collect();
+            let others: Vec<&str> = constraints
+                .iter()
+                .copied()
+                .filter(|k| *k != keyword)
+                .collect();
             if others.is_empty() {
                 Ok(())
             } else {
                 Err(unsupported(
                     path,
-                    format!("{keyword} combined with sibling keywords {}", others.join(", ")),
+                    format!(
+                        "{keyword} combined with sibling keywords {}",
+                        others.join(", ")
+                    ),
                 ))
             }
         };
@@ -243,16 +296,23 @@ impl Translator<'_> {
         if let Some(all) = schema.get("allOf") {
             alone("allOf")?;
             return match all {
-                Json::Array(subs) if subs.len() == 1 => self.value(&subs[0], &format!("{path}/allOf/0")),
+                Json::Array(subs) if subs.len() == 1 => {
+                    self.value(&subs[0], &format!("{path}/allOf/0"))
+                }
                 Json::Array(subs) => Err(unsupported(
                     path,
-                    format!("allOf with {} subschemas (only a single one is supported)", subs.len()),
+                    format!(
+                        "allOf with {} subschemas (only a single one is supported)",
+                        subs.len()
+                    ),
                 )),
                 _ => Err(invalid(path, "allOf must be an array")),
             };
         }
         for keyword in ["anyOf", "oneOf"] {
-            let Some(subs) = schema.get(keyword) else { continue };
+            let Some(subs) = schema.get(keyword) else {
+                continue;
+            };
             // oneOf is generated like anyOf: branches are expected to be
             // disjoint, as they are in schemas produced from tagged types.
             alone(keyword)?;
@@ -272,14 +332,26 @@ impl Translator<'_> {
                 .iter()
                 .map(|t| match t {
                     Json::String(t) => Ok(t.clone()),
-                    _ => Err(invalid(path, "type must be a string or an array of strings")),
+                    _ => Err(invalid(
+                        path,
+                        "type must be a string or an array of strings",
+                    )),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(invalid(path, "type must be a string or an array of strings")),
+            Some(_) => {
+                return Err(invalid(
+                    path,
+                    "type must be a string or an array of strings",
+                ));
+            }
             None => Vec::new(),
         };
         for t in &types {
-            if !["null", "boolean", "integer", "number", "string", "array", "object"].contains(&t.as_str()) {
+            if ![
+                "null", "boolean", "integer", "number", "string", "array", "object",
+            ]
+            .contains(&t.as_str())
+            {
                 return Err(invalid(path, &format!("unknown type {t:?}")));
             }
         }
@@ -302,7 +374,11 @@ impl Translator<'_> {
             return Ok(alternation(alts));
         }
 
-        let types = if types.is_empty() { inferred_types(schema) } else { types };
+        let types = if types.is_empty() {
+            inferred_types(schema)
+        } else {
+            types
+        };
         if types.is_empty() {
             return Ok(Some(self.any(self.opts.any_value_depth)));
         }
@@ -327,7 +403,10 @@ impl Translator<'_> {
             return Err(invalid(path, "$ref must be a string"));
         };
         let Some(fragment) = r.strip_prefix('#') else {
-            return Err(unsupported(path, format!("$ref {r:?}: only local references (#/...) are supported")));
+            return Err(unsupported(
+                path,
+                format!("$ref {r:?}: only local references (#/...) are supported"),
+            ));
         };
         let resolved = resolve_pointer(self.root, fragment)
             .ok_or_else(|| invalid(path, &format!("$ref {r:?} points to nothing")))?;
@@ -351,7 +430,11 @@ impl Translator<'_> {
         if let Some(r) = self.any_cache.get(depth) {
             return r.clone();
         }
-        let scalar = format!("(?:null|true|false|{}|{})", number::any_number(), string::any_string());
+        let scalar = format!(
+            "(?:null|true|false|{}|{})",
+            number::any_number(),
+            string::any_string()
+        );
         while self.any_cache.len() <= depth {
             let regex = match self.any_cache.last() {
                 None => scalar.clone(),
@@ -377,7 +460,9 @@ impl Translator<'_> {
             match (schema.get("prefixItems"), schema.get("items")) {
                 (Some(Json::Array(p)), rest) => (p, rest, "items"),
                 (Some(_), _) => return Err(invalid(path, "prefixItems must be an array")),
-                (None, Some(Json::Array(p))) => (p, schema.get("additionalItems"), "additionalItems"),
+                (None, Some(Json::Array(p))) => {
+                    (p, schema.get("additionalItems"), "additionalItems")
+                }
                 (None, rest) => (&[], rest, "items"),
             };
         let mut prefix = Vec::new();
@@ -427,7 +512,11 @@ impl Translator<'_> {
                 continue;
             }
             let inner = format!("{c}{}{tail}", prefix[i]);
-            tail = if (i as u64) >= min { format!("(?:{inner})?") } else { inner };
+            tail = if (i as u64) >= min {
+                format!("(?:{inner})?")
+            } else {
+                inner
+            };
         }
         let content = if max == Some(0) {
             String::new()
@@ -435,7 +524,9 @@ impl Translator<'_> {
             let first = match prefix.first() {
                 Some(p) => format!("{p}{tail}"),
                 None => {
-                    let r = rest.as_ref().expect("max > 0 with no prefix implies a rest schema");
+                    let r = rest
+                        .as_ref()
+                        .expect("max > 0 with no prefix implies a rest schema");
                     let lo = repeat(min.saturating_sub(1));
                     match max {
                         Some(max) => format!("{r}(?:{c}{r}){{{lo},{}}}", repeat(max - 1)),
@@ -443,7 +534,11 @@ impl Translator<'_> {
                     }
                 }
             };
-            if min == 0 { format!("(?:{first})?") } else { first }
+            if min == 0 {
+                format!("(?:{first})?")
+            } else {
+                first
+            }
         };
         Ok(Some(format!(r"\[{ws}{content}{ws}\]")))
     }
@@ -473,19 +568,28 @@ impl Translator<'_> {
         for (name, sub) in props {
             let is_required = required.contains(&name.as_str());
             match self.value(sub, &format!("{path}/properties/{name}"))? {
-                Some(v) => members.push((format!("{}{ws}:{ws}{v}", regex_syntax::escape(&quote(name))), is_required)),
+                Some(v) => members.push((
+                    format!("{}{ws}:{ws}{v}", regex_syntax::escape(&quote(name))),
+                    is_required,
+                )),
                 None if is_required => return Ok(None),
                 None => {}
             }
         }
-        for name in required.iter().filter(|r| !props.iter().any(|(n, _)| n == *r)) {
+        for name in required
+            .iter()
+            .filter(|r| !props.iter().any(|(n, _)| n == *r))
+        {
             // Required but not declared: its value follows additionalProperties.
             let value = match additional {
                 None | Some(Json::Bool(true)) => Some(self.any(self.opts.any_value_depth)),
                 Some(s) => self.value(s, &format!("{path}/additionalProperties"))?,
             };
             match value {
-                Some(v) => members.push((format!("{}{ws}:{ws}{v}", regex_syntax::escape(&quote(name))), true)),
+                Some(v) => members.push((
+                    format!("{}{ws}:{ws}{v}", regex_syntax::escape(&quote(name))),
+                    true,
+                )),
                 None => return Ok(None),
             }
         }
@@ -495,7 +599,9 @@ impl Translator<'_> {
             // explicitly allowed and nothing is declared.
             let value = match additional {
                 Some(Json::Bool(true)) => Some(self.any(self.opts.any_value_depth)),
-                Some(s @ Json::Object(_)) => self.value(s, &format!("{path}/additionalProperties"))?,
+                Some(s @ Json::Object(_)) => {
+                    self.value(s, &format!("{path}/additionalProperties"))?
+                }
                 _ => None,
             };
             let content = match value {
@@ -525,7 +631,11 @@ impl Translator<'_> {
         let alts: Vec<String> = (0..=last_first)
             .map(|f| format!("{}{}", members[f].0, rests[f + 1]))
             .collect();
-        let mut content = if alts.len() == 1 { alts[0].clone() } else { format!("(?:{})", alts.join("|")) };
+        let mut content = if alts.len() == 1 {
+            alts[0].clone()
+        } else {
+            format!("(?:{})", alts.join("|"))
+        };
         if first_required.is_none() {
             content = format!("(?:{content})?");
         }
@@ -541,7 +651,13 @@ fn inferred_types(schema: &Json) -> Vec<String> {
     if has(&["properties", "required", "additionalProperties"]) {
         types.push("object".to_owned());
     }
-    if has(&["items", "prefixItems", "additionalItems", "minItems", "maxItems"]) {
+    if has(&[
+        "items",
+        "prefixItems",
+        "additionalItems",
+        "minItems",
+        "maxItems",
+    ]) {
         types.push("array".to_owned());
     }
     if has(&["minLength", "maxLength", "pattern", "format"]) {
@@ -558,21 +674,34 @@ fn u64_keyword(schema: &Json, key: &str, path: &str) -> Result<Option<u64>, Cons
         None => Ok(None),
         Some(Json::Number(n)) => n
             .as_u64()
-            .or_else(|| n.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                    .map(|f| f as u64)
+            })
             .map(Some)
             .ok_or_else(|| invalid(path, &format!("{key} must be a non-negative integer"))),
-        Some(_) => Err(invalid(path, &format!("{key} must be a non-negative integer"))),
+        Some(_) => Err(invalid(
+            path,
+            &format!("{key} must be a non-negative integer"),
+        )),
     }
 }
 
 /// Lower and upper bounds from minimum/maximum and their exclusive forms
 /// (a number in draft 6+, a boolean modifier in draft 4). When both forms
 /// bound one side, the tighter wins.
-fn bounds(schema: &Json, path: &str) -> Result<(Option<(f64, bool)>, Option<(f64, bool)>), ConstraintError> {
+/// A bound as read from the schema: value and whether it is inclusive.
+type RawBound = Option<(f64, bool)>;
+
+fn bounds(schema: &Json, path: &str) -> Result<(RawBound, RawBound), ConstraintError> {
     let num = |key: &str| -> Result<Option<f64>, ConstraintError> {
         match schema.get(key) {
             None | Some(Json::Bool(_)) => Ok(None),
-            Some(v) => v.as_f64().map(Some).ok_or_else(|| invalid(path, &format!("{key} must be a number"))),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| invalid(path, &format!("{key} must be a number"))),
         }
     };
     let flag = |key: &str| schema.get(key) == Some(&Json::Bool(true));
@@ -587,8 +716,18 @@ fn bounds(schema: &Json, path: &str) -> Result<(Option<(f64, bool)>, Option<(f64
             (a, b) => a.or(b),
         }
     };
-    let lower = pick(num("minimum")?, num("exclusiveMinimum")?, flag("exclusiveMinimum"), true);
-    let upper = pick(num("maximum")?, num("exclusiveMaximum")?, flag("exclusiveMaximum"), false);
+    let lower = pick(
+        num("minimum")?,
+        num("exclusiveMinimum")?,
+        flag("exclusiveMinimum"),
+        true,
+    );
+    let upper = pick(
+        num("maximum")?,
+        num("exclusiveMaximum")?,
+        flag("exclusiveMaximum"),
+        false,
+    );
     Ok((lower, upper))
 }
 
@@ -614,15 +753,18 @@ fn number(schema: &Json, path: &str) -> Gen {
     if lower.is_none() && upper.is_none() {
         return Ok(Some(number::any_number()));
     }
-    let to_bound = |b: Option<(f64, bool)>| -> Result<Option<Bound>, ConstraintError> {
+    let to_bound = |b: RawBound| -> Result<Option<Bound>, ConstraintError> {
         match b {
             None => Ok(None),
-            Some((v, inclusive)) if v.is_finite() && v.fract() == 0.0 => {
-                Ok(Some(Bound { value: clamp(v), inclusive }))
-            }
+            Some((v, inclusive)) if v.is_finite() && v.fract() == 0.0 => Ok(Some(Bound {
+                value: clamp(v),
+                inclusive,
+            })),
             Some((v, _)) => Err(unsupported(
                 path,
-                format!("number bound {v} is not an integer (only integral bounds are supported for type number)"),
+                format!(
+                    "number bound {v} is not an integer (only integral bounds are supported for type number)"
+                ),
             )),
         }
     };
@@ -651,14 +793,20 @@ fn string(schema: &Json, path: &str) -> Gen {
         )),
         (Some(p), None) => match string::pattern_string(p, 128) {
             Ok(r) => Ok(Some(r)),
-            Err(string::PatternError::Syntax(e)) => Err(invalid(path, &format!("pattern {p:?}: {e}"))),
-            Err(string::PatternError::Unsupported(e)) => Err(unsupported(path, format!("pattern {p:?}: {e}"))),
+            Err(string::PatternError::Syntax(e)) => {
+                Err(invalid(path, &format!("pattern {p:?}: {e}")))
+            }
+            Err(string::PatternError::Unsupported(e)) => {
+                Err(unsupported(path, format!("pattern {p:?}: {e}")))
+            }
         },
         (None, Some(f)) => match string::format_regex(f) {
             Some(r) => Ok(Some(format!("\"{r}\""))),
             None => Err(unsupported(
                 path,
-                format!("format {f:?} (supported: date-time, date, time, email, uuid, uri, hostname, ipv4)"),
+                format!(
+                    "format {f:?} (supported: date-time, date, time, email, uuid, uri, hostname, ipv4)"
+                ),
             )),
         },
         (None, None) if lengths => Ok(string::length_bounded(min.unwrap_or(0), max)),

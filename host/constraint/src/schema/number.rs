@@ -50,25 +50,43 @@ pub(crate) fn number_range(lower: Option<Bound>, upper: Option<Bound>) -> Option
     // x >= 0, written without sign.
     let nonneg_lower = match lower {
         Some(l) if l.value >= 0 => l,
-        _ => Bound { value: 0, inclusive: true },
+        _ => Bound {
+            value: 0,
+            inclusive: true,
+        },
     };
-    let nonneg_upper = upper.unwrap_or(Bound { value: CAP as i128, inclusive: true });
+    let nonneg_upper = upper.unwrap_or(Bound {
+        value: CAP as i128,
+        inclusive: true,
+    });
     if let Some(r) = unsigned_decimal_range(nonneg_lower, nonneg_upper) {
         alts.push(r);
     }
     // x < 0, written as "-" then y = -x > 0.
     let neg_lower = match upper {
-        Some(u) if u.value < 0 => Bound { value: -u.value, inclusive: u.inclusive },
-        _ => Bound { value: 0, inclusive: false },
+        Some(u) if u.value < 0 => Bound {
+            value: -u.value,
+            inclusive: u.inclusive,
+        },
+        _ => Bound {
+            value: 0,
+            inclusive: false,
+        },
     };
     let neg_upper = match lower {
-        Some(l) => Bound { value: -l.value, inclusive: l.inclusive },
-        None => Bound { value: CAP as i128, inclusive: true },
+        Some(l) => Bound {
+            value: -l.value,
+            inclusive: l.inclusive,
+        },
+        None => Bound {
+            value: CAP as i128,
+            inclusive: true,
+        },
     };
-    if neg_upper.value > 0 {
-        if let Some(r) = unsigned_decimal_range(neg_lower, neg_upper) {
-            alts.push(format!("-{r}"));
-        }
+    if neg_upper.value > 0
+        && let Some(r) = unsigned_decimal_range(neg_lower, neg_upper)
+    {
+        alts.push(format!("-{r}"));
     }
     (!alts.is_empty()).then(|| alternation(alts))
 }
@@ -82,8 +100,7 @@ fn unsigned_decimal_range(lower: Bound, upper: Bound) -> Option<String> {
     }
     let (c, d) = (c as u128, d as u128);
     if c == d {
-        return (lower.inclusive && upper.inclusive)
-            .then(|| format!("{c}{ZERO_FRACTION}"));
+        return (lower.inclusive && upper.inclusive).then(|| format!("{c}{ZERO_FRACTION}"));
     }
     let mut alts = Vec::new();
     // Integer part c: [c, c+1) when c is included, (c, c+1) otherwise.
@@ -113,11 +130,18 @@ fn uint_range(lo: u128, hi: u128) -> String {
     let mut alts = Vec::new();
     let (lo_digits, hi_digits) = (lo.to_string().len(), hi.to_string().len());
     for len in lo_digits..=hi_digits {
-        let smallest = if len == 1 { 0 } else { 10u128.pow(len as u32 - 1) };
+        let smallest = if len == 1 {
+            0
+        } else {
+            10u128.pow(len as u32 - 1)
+        };
         let largest = 10u128.pow(len as u32) - 1;
         let (a, b) = (lo.max(smallest), hi.min(largest));
         if a <= b {
-            alts.push(same_length_range(a.to_string().as_bytes(), b.to_string().as_bytes()));
+            alts.push(same_length_range(
+                a.to_string().as_bytes(),
+                b.to_string().as_bytes(),
+            ));
         }
     }
     alternation(alts)
@@ -143,7 +167,11 @@ fn same_length_range(a: &[u8], b: &[u8]) -> String {
     let mut mid_hi = b0;
     if !a_rest_min {
         let nines = vec![b'9'; rest];
-        alts.push(format!("{}{}", a0 as char, same_length_range(&a[1..], &nines)));
+        alts.push(format!(
+            "{}{}",
+            a0 as char,
+            same_length_range(&a[1..], &nines)
+        ));
         mid_lo = a0 + 1;
     }
     if !b_rest_max {
@@ -163,7 +191,11 @@ fn same_length_range(a: &[u8], b: &[u8]) -> String {
     }
     if !b_rest_max {
         let zeros = vec![b'0'; rest];
-        alts.push(format!("{}{}", b0 as char, same_length_range(&zeros, &b[1..])));
+        alts.push(format!(
+            "{}{}",
+            b0 as char,
+            same_length_range(&zeros, &b[1..])
+        ));
     }
     alternation(alts)
 }
@@ -232,14 +264,33 @@ mod tests {
 
     #[test]
     fn exclusive_zero_bounds() {
-        let pos = full(&number_range(Some(Bound { value: 0, inclusive: false }), None).unwrap());
-        assert!(pos.is_match("0.5") && pos.is_match("3") && !pos.is_match("0") && !pos.is_match("0.0"));
+        let pos = full(
+            &number_range(
+                Some(Bound {
+                    value: 0,
+                    inclusive: false,
+                }),
+                None,
+            )
+            .unwrap(),
+        );
+        assert!(
+            pos.is_match("0.5") && pos.is_match("3") && !pos.is_match("0") && !pos.is_match("0.0")
+        );
         assert!(!pos.is_match("-1"));
-        assert!(number_range(
-            Some(Bound { value: 2, inclusive: false }),
-            Some(Bound { value: 2, inclusive: true })
-        )
-        .is_none());
+        assert!(
+            number_range(
+                Some(Bound {
+                    value: 2,
+                    inclusive: false
+                }),
+                Some(Bound {
+                    value: 2,
+                    inclusive: true
+                })
+            )
+            .is_none()
+        );
         assert_eq!(integer_range(3, 2), None);
     }
 }

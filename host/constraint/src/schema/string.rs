@@ -38,8 +38,7 @@ const DATE: &str = concat!(
     // February 29th only in leap years.
     "|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)"
 );
-const TIME: &str =
-    r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])";
+const TIME: &str = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])";
 const UUID: &str = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
 const EMAIL_ATOM: &str = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}";
 const LABEL: &str = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,18}[A-Za-z0-9])?";
@@ -55,7 +54,9 @@ pub(crate) fn format_regex(format: &str) -> Option<String> {
         "time" => TIME.to_owned(),
         "date-time" => format!("{DATE}T{TIME}"),
         "uuid" => UUID.to_owned(),
-        "email" => format!(r"{EMAIL_ATOM}(?:\.{EMAIL_ATOM}){{0,2}}@(?:{LABEL}\.){{1,3}}[A-Za-z]{{2,10}}"),
+        "email" => {
+            format!(r"{EMAIL_ATOM}(?:\.{EMAIL_ATOM}){{0,2}}@(?:{LABEL}\.){{1,3}}[A-Za-z]{{2,10}}")
+        }
         "hostname" => format!(r"{LABEL}(?:\.{LABEL}){{0,3}}"),
         "ipv4" => format!(r"{IPV4_OCTET}(?:\.{IPV4_OCTET}){{3}}"),
         "uri" => {
@@ -107,7 +108,10 @@ pub(crate) fn pattern_string(pattern: &str, nest_limit: u32) -> Result<String, P
             HirKind::Concat(items) => items.clone(),
             _ => vec![branch],
         };
-        let anchored_start = matches!(items.first().map(Hir::kind), Some(HirKind::Look(Look::Start)));
+        let anchored_start = matches!(
+            items.first().map(Hir::kind),
+            Some(HirKind::Look(Look::Start))
+        );
         if anchored_start {
             items.remove(0);
         }
@@ -116,8 +120,19 @@ pub(crate) fn pattern_string(pattern: &str, nest_limit: u32) -> Result<String, P
             items.pop();
         }
         let body = json_escaped(Hir::concat(items))?;
-        let pad = |anchored: bool| if anchored { String::new() } else { format!("{CHAR}*") };
-        alts.push(format!("{}(?:{}){}", pad(anchored_start), body, pad(anchored_end)));
+        let pad = |anchored: bool| {
+            if anchored {
+                String::new()
+            } else {
+                format!("{CHAR}*")
+            }
+        };
+        alts.push(format!(
+            "{}(?:{}){}",
+            pad(anchored_start),
+            body,
+            pad(anchored_end)
+        ));
     }
     Ok(format!("\"(?:{})\"", alts.join("|")))
 }
@@ -204,7 +219,7 @@ fn rewrite(hir: Hir) -> Result<Hir, PatternError> {
             let mut escaped = class;
             escaped.intersect(&unsafe_chars);
             let mut alts = Vec::new();
-            if raw.ranges().first().is_some() {
+            if !raw.ranges().is_empty() {
                 alts.push(Hir::class(Class::Unicode(raw)));
             }
             for range in escaped.ranges() {
@@ -224,7 +239,9 @@ fn rewrite(hir: Hir) -> Result<Hir, PatternError> {
             ..rep
         }),
         HirKind::Capture(cap) => rewrite(*cap.sub)?,
-        HirKind::Concat(items) => Hir::concat(items.into_iter().map(rewrite).collect::<Result<_, _>>()?),
+        HirKind::Concat(items) => {
+            Hir::concat(items.into_iter().map(rewrite).collect::<Result<_, _>>()?)
+        }
         HirKind::Alternation(items) => {
             Hir::alternation(items.into_iter().map(rewrite).collect::<Result<_, _>>()?)
         }
@@ -243,13 +260,23 @@ mod tests {
     fn string_regex_accepts_exactly_valid_json_strings() {
         let re = full(&any_string());
         for ok in [
-            r#""""#, r#""abc""#, r#""\"\\\/\b\f\n\r\t""#, r#""\u00e9\uD83D\uDE00""#, "\"日本\u{7f}\"",
+            r#""""#,
+            r#""abc""#,
+            r#""\"\\\/\b\f\n\r\t""#,
+            r#""\u00e9\uD83D\uDE00""#,
+            "\"日本\u{7f}\"",
         ] {
             assert!(re.is_match(ok), "{ok}");
             serde_json::from_str::<String>(ok).unwrap();
         }
         for bad in [
-            "\"a\nb\"", r#""\x""#, r#""\u12""#, r#""a"b""#, r#""\uD800""#, r#""\uDC00\uD800""#, r#""\""#,
+            "\"a\nb\"",
+            r#""\x""#,
+            r#""\u12""#,
+            r#""a"b""#,
+            r#""\uD800""#,
+            r#""\uDC00\uD800""#,
+            r#""\""#,
         ] {
             assert!(!re.is_match(bad), "{bad}");
         }
@@ -267,17 +294,27 @@ mod tests {
 
     #[test]
     fn patterns_match_decoded_content_and_escape_what_json_requires() {
-        let Ok(p) = pattern_string(r#"^a"\d+$"#, 64) else { panic!() };
+        let Ok(p) = pattern_string(r#"^a"\d+$"#, 64) else {
+            panic!()
+        };
         let re = full(&p);
         assert!(re.is_match(r#""a\"12""#));
         assert!(!re.is_match(r#""a"12""#));
         assert!(!re.is_match("\"a\\\"١\""), "ECMA \\d is ASCII");
-        let Ok(p) = pattern_string("b.c", 64) else { panic!() };
+        let Ok(p) = pattern_string("b.c", 64) else {
+            panic!()
+        };
         let re = full(&p);
         assert!(re.is_match(r#""xxb\tcyy""#), "unanchored, tab escaped");
         assert!(!re.is_match(r#""bc""#));
-        assert!(matches!(pattern_string(r"a\bb", 64), Err(PatternError::Unsupported(_))));
-        assert!(matches!(pattern_string(r"(a", 64), Err(PatternError::Syntax(_))));
+        assert!(matches!(
+            pattern_string(r"a\bb", 64),
+            Err(PatternError::Unsupported(_))
+        ));
+        assert!(matches!(
+            pattern_string(r"(a", 64),
+            Err(PatternError::Syntax(_))
+        ));
     }
 
     #[test]
@@ -285,9 +322,17 @@ mod tests {
         for (format, ok, bad) in [
             ("date", "2024-02-29", "2023-02-29"),
             ("date", "1900-02-28", "1900-02-29"),
-            ("date-time", "2000-02-29T23:59:59.5+05:30", "2000-13-01T00:00:00Z"),
+            (
+                "date-time",
+                "2000-02-29T23:59:59.5+05:30",
+                "2000-13-01T00:00:00Z",
+            ),
             ("time", "12:00:00Z", "24:00:00Z"),
-            ("uuid", "123e4567-e89b-12d3-a456-426614174000", "123e4567e89b12d3a456426614174000"),
+            (
+                "uuid",
+                "123e4567-e89b-12d3-a456-426614174000",
+                "123e4567e89b12d3a456426614174000",
+            ),
             ("email", "a.b+c@example.com", "a..b@example.com"),
             ("uri", "https://example.com/a?b=c#d", "no scheme"),
             ("ipv4", "192.168.0.255", "256.1.1.1"),

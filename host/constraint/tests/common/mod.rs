@@ -11,9 +11,10 @@ use rand::{Rng, SeedableRng};
 /// Fragments that make overlapping multi-byte tokens likely to be useful
 /// under JSON and the test regexes.
 const FRAGMENTS: &[&str] = &[
-    "{", "}", "[", "]", "\"", ":", ",", " ", "\n", "\t", "\\", "\\\"", "\\n", "\\u", "00", "e9", "d8", "3d",
-    "de", "0", "1", "2", "5", "9", "-", ".", "e", "E", "+", "a", "b", "c", "x", "z", "@", "/", "T", "Z",
-    "true", "false", "null", "name", "age", "com", "http", "é", "日", "本", "é", "ab", "abc", "-0", "12",
+    "{", "}", "[", "]", "\"", ":", ",", " ", "\n", "\t", "\\", "\\\"", "\\n", "\\u", "00", "e9",
+    "d8", "3d", "de", "0", "1", "2", "5", "9", "-", ".", "e", "E", "+", "a", "b", "c", "x", "z",
+    "@", "/", "T", "Z", "true", "false", "null", "name", "age", "com", "http", "é", "日", "本",
+    "é", "ab", "abc", "-0", "12",
 ];
 
 /// Every single byte (id = byte value), then `extra` random concatenations
@@ -61,37 +62,59 @@ pub fn random_walk(fsm: &TokenFsm, seed: u64, budget: usize) -> Walk {
     let mut states = vec![s];
     for _ in 0..budget {
         let allowed: Vec<u32> = fsm.allowed(s).iter().collect();
-        assert!(!allowed.is_empty(), "dead end after {:?}", String::from_utf8_lossy(&output));
+        assert!(
+            !allowed.is_empty(),
+            "dead end after {:?}",
+            String::from_utf8_lossy(&output)
+        );
         let t = allowed[rng.random_range(0..allowed.len())];
         let next = fsm.advance(s, t).expect("allowed token must advance");
         if vocab.is_eos(t) {
             assert!(fsm.is_accepting(s));
-            return Walk { output, ended_by_eos: true, states };
+            return Walk {
+                output,
+                ended_by_eos: true,
+                states,
+            };
         }
         output.extend_from_slice(vocab.token_bytes(t));
         s = next;
         states.push(s);
     }
     for b in fsm.shortest_completion(s) {
-        s = fsm.advance(s, b as u32).expect("completion bytes are allowed tokens");
+        s = fsm
+            .advance(s, b as u32)
+            .expect("completion bytes are allowed tokens");
         output.push(b);
         states.push(s);
     }
     assert!(fsm.is_accepting(s));
     assert!(fsm.allowed(s).contains(vocab.eos_ids()[0]));
-    Walk { output, ended_by_eos: false, states }
+    Walk {
+        output,
+        ended_by_eos: false,
+        states,
+    }
 }
 
 /// Checks the trie-walk mask against the per-token reference and the forced
 /// bytes against the single-byte tokens, at `state`.
 pub fn check_state(fsm: &TokenFsm, state: FsmState) {
-    assert_eq!(*fsm.allowed(state), fsm.compute_mask_per_token(state), "mask mismatch at {state:?}");
+    assert_eq!(
+        *fsm.allowed(state),
+        fsm.compute_mask_per_token(state),
+        "mask mismatch at {state:?}"
+    );
     let forced = fsm.forced_bytes(state);
     let mut s = state;
     for &b in &forced {
         assert!(!fsm.is_accepting(s));
         let single: Vec<u32> = fsm.allowed(s).iter().filter(|&t| t < 256).collect();
-        assert_eq!(single, vec![b as u32], "forced byte must be the only allowed byte");
+        assert_eq!(
+            single,
+            vec![b as u32],
+            "forced byte must be the only allowed byte"
+        );
         s = fsm.advance(s, b as u32).unwrap();
     }
     // Where forcing stops, there is a choice or the state accepts.

@@ -98,6 +98,18 @@ impl TokenFsm {
         Self::from_trusted_length_regex(regex, vocab, limits)
     }
 
+    /// [`TokenFsm::from_schema`] for schema text, keeping properties in the
+    /// order they are written (see [`crate::schema_str_to_regex`]).
+    pub fn from_schema_str(
+        schema: &str,
+        vocab: Arc<Vocab>,
+        options: &crate::SchemaOptions,
+        limits: &Limits,
+    ) -> Result<Self, ConstraintError> {
+        let regex = crate::schema_str_to_regex(schema, options)?;
+        Self::from_trusted_length_regex(regex, vocab, limits)
+    }
+
     /// The regex this automaton was compiled from.
     pub fn pattern(&self) -> &str {
         &self.pattern

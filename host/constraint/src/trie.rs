@@ -96,36 +96,23 @@ impl TokenTrie {
         // states[d] = automaton state after the first d bytes of the current node's path.
         let mut states = vec![dead; self.max_depth + 1];
         states[0] = start;
-        // The last live node's state and depth, kept in registers: in
-        // preorder the next node is usually its child, and reading the parent
-        // from `states` would wait on the store just made.
-        let (mut cur, mut cur_depth) = (start, 0usize);
         let nodes = &self.nodes[..];
         let words = mask.words_mut();
         let mut i = 0;
         while i < nodes.len() {
             let node = nodes[i];
             let depth = (node.depth_byte >> 8) as usize;
-            // If the depth is one more than the last live node's, that node
-            // is the parent: the parent precedes its child and is live, and
-            // any live node after it would be deeper.
-            let parent = if depth == cur_depth + 1 {
-                cur
-            } else {
-                states[depth - 1]
-            };
-            let next = step(parent, node.depth_byte as u8);
+            let next = step(states[depth - 1], node.depth_byte as u8);
             if next == dead {
                 i = node.skip as usize;
                 continue;
             }
             states[depth] = next;
-            cur = next;
-            cur_depth = depth;
-            if node.token != NO_TOKEN {
-                let t = node.token as usize;
-                words[t / 64] |= 1 << (t % 64);
-            }
+            // Branch-free: about half the nodes end a token, in no pattern
+            // a predictor could learn; a no-token node ORs 0 into word 0.
+            let has = node.token != NO_TOKEN;
+            let t = if has { node.token as usize } else { 0 };
+            words[t / 64] |= (has as u64) << (t % 64);
             i += 1;
         }
         for &(first, dup) in &self.duplicates {

@@ -91,6 +91,14 @@ const SCHEMAS: &[&str] = &[
     ]}}"#,
 ];
 
+/// CI runs the small default; `PROPTEST_CASES=5000` runs a soak locally.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 struct SchemaCase {
     fsm: Arc<TokenFsm>,
     validator: jsonschema::Validator,
@@ -137,7 +145,7 @@ fn schema_cases() -> &'static Vec<SchemaCase> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(48), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn regex_walks_match_per_the_regex_crate(which in 0..REGEXES.len(), seed: u64) {
@@ -169,7 +177,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(24), failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Fresh random vocabularies (with duplicate and overlapping tokens):
     /// the trie-walk mask equals the per-token walk at every state of a walk.

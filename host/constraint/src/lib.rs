@@ -15,6 +15,22 @@
 //!
 //! [`ConstraintCache`] shares compiled automata between requests. All types
 //! are `Send + Sync`; compilation is blocking CPU work.
+//!
+//! # Known limits of the JSON Schema translation
+//! Generated output always validates, but some valid documents are never
+//! generated, and some keywords are refused:
+//! - `oneOf` is generated as `anyOf` (branches are assumed disjoint);
+//! - objects hold only declared properties, in declared order
+//!   (`additionalProperties` only matters when nothing is declared);
+//! - `allOf` with more than one subschema, `not`, `if`/`then`/`else`,
+//!   `patternProperties`, `propertyNames`, `min/maxProperties`, `contains`,
+//!   `uniqueItems: true`, `multipleOf` and `unevaluated*` are refused, as are
+//!   fractional bounds on `number` and `pattern`/`format` combined with
+//!   `minLength`/`maxLength`;
+//! - numbers are at most 18 integer and 17 fraction digits with a 2-digit
+//!   exponent (so they parse as f64/i64); unconstrained values (`{}`) nest at
+//!   most [`SchemaOptions::any_value_depth`] deep; recursive `$ref`s unroll
+//!   [`SchemaOptions::max_ref_depth`] times.
 
 mod cache;
 mod choices;

@@ -157,6 +157,18 @@ impl ModelConfig {
 
     /// Checks the relations between fields that the graph relies on.
     pub fn validate(&self) -> Result<()> {
+        // Zeros would divide by zero below or build empty tensors; config.json
+        // names are used since that is where users can fix them.
+        for (name, v) in [
+            ("num_key_value_heads", self.num_kv_heads),
+            ("head_dim", self.head_dim),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("sliding_window", self.sliding_window.unwrap_or(1)),
+        ] {
+            if v == 0 {
+                bail!("config.json field {name} must be positive");
+            }
+        }
         if self.num_heads % self.num_kv_heads != 0 {
             bail!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",

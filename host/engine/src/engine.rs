@@ -129,6 +129,12 @@ impl Engine {
                 bail!("{} is missing; export the model again", dir.join(f).display());
             }
         }
+        // ONNX Runtime's own error for short external data names neither the file nor the fix.
+        let weights = dir.join("weights.bin");
+        let (have, want) = (std::fs::metadata(&weights)?.len(), crate::export::weights_len(cfg, meta.dtype));
+        if have != want {
+            bail!("{} has {have} bytes but arbor.json implies {want}; export the model again", weights.display());
+        }
         let tokenizer = Tokenizer::load(dir, &cfg.eos_token_ids, cfg.bos_token_id)?;
         let env = crate::ort_env::environment()?;
         let mut b = Session::builder(&env)

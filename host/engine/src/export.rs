@@ -77,6 +77,8 @@ pub fn export_from(hf: &Path, out: &Path, dtype: WeightDtype) -> Result<ModelMet
     if !hf.join("tokenizer.json").exists() {
         bail!("{} is missing (Arbor needs the fast tokenizer file)", hf.join("tokenizer.json").display());
     }
+    // Loaded once here so a broken tokenizer fails the export, not every later run.
+    crate::tokenizer::Tokenizer::load(hf, &cfg.eos_token_ids, cfg.bos_token_id)?;
     let ckpt = Checkpoint::open(hf)?;
     ckpt.validate(&cfg)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -126,6 +128,14 @@ pub fn export_from(hf: &Path, out: &Path, dtype: WeightDtype) -> Result<ModelMet
     // Written last: a directory with arbor.json is complete.
     std::fs::write(out.join("arbor.json"), serde_json::to_string_pretty(&meta)?)?;
     Ok(meta)
+}
+
+/// Length of `weights.bin` for a model of `cfg` in `dtype`, as [`export_from`]
+/// lays it out: the tensors of [`expected_tensors`] in order, each 4 KiB-aligned.
+pub fn weights_len(cfg: &ModelConfig, dtype: WeightDtype) -> u64 {
+    expected_tensors(cfg).iter().fold(0u64, |offset, (_, shape)| {
+        offset.next_multiple_of(4096) + shape.iter().product::<usize>() as u64 * dtype.size() as u64
+    })
 }
 
 fn convert(t: &RawTensor, dtype: WeightDtype, out: &mut Vec<u8>) -> Result<()> {

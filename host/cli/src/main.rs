@@ -3,13 +3,33 @@
 mod cmd;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 
 fn main() {
-    let cli = cmd::Cli::parse();
+    let cli = match cmd::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        Err(e) => {
+            // One line like every other error; the usage is one `--help` away.
+            eprintln!("error: {}", one_line_usage_error(&e));
+            std::process::exit(e.exit_code());
+        }
+    };
     if let Err(e) = cmd::run(cli) {
         // One line, no backtrace: errors here are the user's to act on.
         let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
         eprintln!("error: {}", chain.join(": "));
         std::process::exit(1);
     }
+}
+
+/// clap's message without its usage block, folded onto one line.
+fn one_line_usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let body = text.split("\nUsage:").next().unwrap_or(&text);
+    let body = body.split("For more information").next().unwrap_or(body);
+    let body = body.trim().strip_prefix("error:").unwrap_or(body).trim();
+    let parts: Vec<&str> = body.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    format!("{} (see --help)", parts.join(" "))
 }

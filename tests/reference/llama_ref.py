@@ -6,18 +6,31 @@ rotate-half, grouped-query attention, SwiGLU), in plain NumPy, sharing no code
 with Arbor's engine. It reads config.json and the safetensors weights directly.
 
 Usage: llama_ref.py HF_DIR < requests.json > results.json
-requests: {"prompts": [[ids...], ...], "max_tokens": N}
-results:  {"results": [{"greedy": [ids...], "logits": [[...] per prompt position?]}]}
-For each prompt it returns the greedy continuation of max_tokens tokens and the
-logits at the last prompt position.
+requests: {"prompts": [[ids...], ...], "max_tokens": N, "all_logits": false}
+results:  {"results": [{"greedy": [ids...], "margins": [...], "last_logits": [...],
+                        "logits": [[...], ...]}]}
+For each prompt it returns the greedy continuation of max_tokens tokens, the
+gap between the best and second-best logit at each greedy step (a tiny gap
+means rounding may legitimately flip the choice), and the logits at the last
+prompt position. With "all_logits", "logits" holds one row per position of
+prompt + greedy[:-1]: row i predicts the token after position i.
+
+The interpreter is whatever runs it (Arbor's tests use $ARBOR_PYTHON, default
+python3); it needs numpy and safetensors.
 """
 import json
 import math
 import os
 import sys
 
-import numpy as np
-from safetensors.numpy import load_file
+try:
+    import numpy as np
+    from safetensors.numpy import load_file
+except ImportError as e:
+    sys.exit(
+        f"llama_ref.py needs numpy and safetensors ({e}); install them with "
+        f"`{sys.executable} -m pip install numpy safetensors`"
+    )
 
 
 def load_weights(d):
@@ -131,19 +144,29 @@ class Model:
 
 
 def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: llama_ref.py HF_DIR < requests.json > results.json")
     m = Model(sys.argv[1])
     req = json.load(sys.stdin)
     results = []
     for prompt in req["prompts"]:
         ids = list(prompt)
         last = m.logits(ids)[-1]
-        greedy = []
+        greedy, margins = [], []
         for _ in range(req["max_tokens"]):
-            nxt = int(np.argmax(m.logits(ids)[-1]))
+            row = m.logits(ids)[-1]
+            nxt = int(np.argmax(row))
+            top2 = np.sort(row)[-2:]
             greedy.append(nxt)
+            margins.append(float(top2[1] - top2[0]))
             ids.append(nxt)
-        results.append({"greedy": greedy, "last_logits": last.tolist()})
-    json.dump({"results": results}, sys.stdout)
+        r = {"greedy": greedy, "margins": margins, "last_logits": last.tolist()}
+        if req.get("all_logits"):
+            seq = list(prompt) + greedy[:-1] if greedy else list(prompt)
+            r["logits"] = m.logits(seq).tolist()
+        results.append(r)
+    # dumps, not dump: the C encoder, several times faster on megabytes of logits.
+    sys.stdout.write(json.dumps({"results": results}))
 
 
 if __name__ == "__main__":

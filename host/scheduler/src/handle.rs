@@ -1,0 +1,217 @@
+//! The async face of the scheduler: submit requests, receive streams.
+
+use crate::config::SchedulerConfig;
+use crate::core::{Command, Core, PoolAudit};
+use crate::request::{
+    ChoiceScore, Event, FinishReason, GenerateRequest, SchedulerError, ScoreRequest, Usage,
+};
+use crate::stats::SchedulerStats;
+use arbor_engine::{Engine, Tokenizer};
+use std::sync::{Arc, Mutex, mpsc};
+use tokio::sync::{mpsc as tmpsc, oneshot};
+
+/// A handle on the scheduler thread; cheap to clone and share.
+#[derive(Clone)]
+pub struct Scheduler {
+    tx: mpsc::Sender<Command>,
+    stats: Arc<Mutex<SchedulerStats>>,
+    tokenizer: Arc<Tokenizer>,
+    max_context: usize,
+    vocab: usize,
+}
+
+/// The tokens of one generation as they come. Dropping it cancels the
+/// request and frees everything it holds.
+pub struct GenerationStream {
+    rx: tmpsc::UnboundedReceiver<Event>,
+}
+
+/// A finished generation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Generated {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub finish: FinishReason,
+    pub usage: Usage,
+}
+
+impl GenerationStream {
+    /// The next event; `None` after `Done` or `Error`.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    /// Waits for the end, discarding intermediate tokens.
+    pub async fn collect(mut self) -> Result<Generated, SchedulerError> {
+        while let Some(ev) = self.rx.recv().await {
+            match ev {
+                Event::Token { .. } => {}
+                Event::Done {
+                    text,
+                    tokens,
+                    finish,
+                    usage,
+                } => {
+                    return Ok(Generated {
+                        text,
+                        tokens,
+                        finish,
+                        usage,
+                    });
+                }
+                Event::Error(e) => return Err(e),
+            }
+        }
+        Err(SchedulerError::Shutdown)
+    }
+
+    /// [`Self::collect`] for synchronous callers (not inside a tokio runtime).
+    pub fn blocking_collect(mut self) -> Result<Generated, SchedulerError> {
+        while let Some(ev) = self.rx.blocking_recv() {
+            match ev {
+                Event::Token { .. } => {}
+                Event::Done {
+                    text,
+                    tokens,
+                    finish,
+                    usage,
+                } => {
+                    return Ok(Generated {
+                        text,
+                        tokens,
+                        finish,
+                        usage,
+                    });
+                }
+                Event::Error(e) => return Err(e),
+            }
+        }
+        Err(SchedulerError::Shutdown)
+    }
+}
+
+impl Scheduler {
+    /// Starts the scheduler thread, which owns `engine` from now on. The
+    /// thread ends when every handle is dropped and its work is done.
+    pub fn start(engine: Engine, config: SchedulerConfig) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let stats = Arc::new(Mutex::new(SchedulerStats::default()));
+        let tokenizer = engine.tokenizer_handle();
+        let max_context = engine.max_context();
+        let vocab = engine.config().vocab_size;
+        let core = Core::new(engine, config, stats.clone());
+        std::thread::Builder::new()
+            .name("arbor-scheduler".into())
+            .spawn(move || core.run(rx))
+            .expect("spawning the scheduler thread");
+        Scheduler {
+            tx,
+            stats,
+            tokenizer,
+            max_context,
+            vocab,
+        }
+    }
+
+    /// Submits a generation; tokens arrive on the returned stream.
+    pub fn generate(&self, req: GenerateRequest) -> Result<GenerationStream, SchedulerError> {
+        self.validate_tokens(&req.prompt)?;
+        if req.prompt.is_empty() {
+            return Err(SchedulerError::Invalid("empty prompt".into()));
+        }
+        if req.prompt.len() >= self.max_context {
+            return Err(SchedulerError::Invalid(format!(
+                "prompt of {} tokens does not fit the model's context of {}",
+                req.prompt.len(),
+                self.max_context
+            )));
+        }
+        req.sampling.validate().map_err(SchedulerError::Invalid)?;
+        let (etx, erx) = tmpsc::unbounded_channel();
+        self.tx
+            .send(Command::Generate(req, etx))
+            .map_err(|_| SchedulerError::Shutdown)?;
+        Ok(GenerationStream { rx: erx })
+    }
+
+    /// Scores each choice as a continuation of the prompt: the prompt is
+    /// prefilled once (or found in the cache) and all choices run in one pass.
+    pub async fn score(&self, req: ScoreRequest) -> Result<Vec<ChoiceScore>, SchedulerError> {
+        self.submit_score(req)?
+            .await
+            .map_err(|_| SchedulerError::Shutdown)?
+    }
+
+    /// [`Self::score`] for synchronous callers.
+    pub fn blocking_score(&self, req: ScoreRequest) -> Result<Vec<ChoiceScore>, SchedulerError> {
+        self.submit_score(req)?
+            .blocking_recv()
+            .map_err(|_| SchedulerError::Shutdown)?
+    }
+
+    fn submit_score(
+        &self,
+        req: ScoreRequest,
+    ) -> Result<oneshot::Receiver<Result<Vec<ChoiceScore>, SchedulerError>>, SchedulerError> {
+        self.validate_tokens(&req.prompt)?;
+        if req.prompt.is_empty() {
+            return Err(SchedulerError::Invalid("empty prompt".into()));
+        }
+        if req.choices.is_empty() || req.choices.iter().any(|c| c.is_empty()) {
+            return Err(SchedulerError::Invalid(
+                "select needs at least one choice, and no empty choice".into(),
+            ));
+        }
+        for c in &req.choices {
+            self.validate_tokens(c)?;
+            if req.prompt.len() + c.len() > self.max_context {
+                return Err(SchedulerError::Invalid(
+                    "prompt plus choice exceeds the model's context".into(),
+                ));
+            }
+        }
+        let (otx, orx) = oneshot::channel();
+        self.tx
+            .send(Command::Score(req, otx))
+            .map_err(|_| SchedulerError::Shutdown)?;
+        Ok(orx)
+    }
+
+    fn validate_tokens(&self, ids: &[u32]) -> Result<(), SchedulerError> {
+        match ids.iter().find(|&&t| t as usize >= self.vocab) {
+            Some(t) => Err(SchedulerError::Invalid(format!(
+                "token id {t} is outside the vocabulary ({})",
+                self.vocab
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Accounts for every pool slot (free, cached, private) and checks the
+    /// radix cache's invariants, between two steps.
+    pub async fn audit(&self) -> Result<PoolAudit, SchedulerError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Audit(tx))
+            .map_err(|_| SchedulerError::Shutdown)?;
+        rx.await.map_err(|_| SchedulerError::Shutdown)
+    }
+
+    /// The latest statistics.
+    pub fn stats(&self) -> SchedulerStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn tokenizer(&self) -> &Arc<Tokenizer> {
+        &self.tokenizer
+    }
+
+    pub fn max_context(&self) -> usize {
+        self.max_context
+    }
+
+    /// Configuration-independent settings of the model, for clients.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab
+    }
+}

@@ -1,0 +1,106 @@
+//! What callers submit and what comes back.
+
+use arbor_engine::SamplingParams;
+use arbor_kvcache::Namespace;
+use serde::Serialize;
+
+/// A generation request: continue `prompt` in `namespace`.
+#[derive(Clone, Debug)]
+pub struct GenerateRequest {
+    /// Whose cache entries may be shared (a tenant), see [`Namespace`].
+    pub namespace: Namespace,
+    pub prompt: Vec<u32>,
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Stop before any of these strings; the text returned excludes it.
+    pub stop_strings: Vec<String>,
+    /// Generation also stops at these ids (besides the model's end-of-sequence ids).
+    pub stop_token_ids: Vec<u32>,
+    /// Keep going past end-of-sequence ids (benchmarks).
+    pub ignore_eos: bool,
+}
+
+impl GenerateRequest {
+    /// A greedy request in `namespace` with defaults for everything else.
+    pub fn new(namespace: Namespace, prompt: Vec<u32>, max_tokens: usize) -> Self {
+        GenerateRequest {
+            namespace,
+            prompt,
+            max_tokens,
+            sampling: SamplingParams::default(),
+            stop_strings: Vec::new(),
+            stop_token_ids: Vec::new(),
+            ignore_eos: false,
+        }
+    }
+}
+
+/// Scoring choices as continuations of a prompt (the `select` primitive).
+#[derive(Clone, Debug)]
+pub struct ScoreRequest {
+    pub namespace: Namespace,
+    pub prompt: Vec<u32>,
+    /// Each choice's tokens; none may be empty.
+    pub choices: Vec<Vec<u32>>,
+}
+
+/// Why a generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// `max_tokens` reached, or the model's context is full.
+    Length,
+    /// An end-of-sequence id, stop id or stop string.
+    Stop,
+}
+
+/// Per-request accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose K/V came from the cache.
+    pub cached_tokens: usize,
+    pub completion_tokens: usize,
+    /// Times the request was preempted and recomputed.
+    pub preemptions: u32,
+}
+
+/// What a generation stream yields.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// One generated token and the text it completes (may be empty while a
+    /// multi-byte character is incomplete).
+    Token { id: u32, text: String },
+    /// The end: the full text (stop string excluded) and accounting.
+    Done {
+        text: String,
+        tokens: Vec<u32>,
+        finish: FinishReason,
+        usage: Usage,
+    },
+    /// The request failed; nothing more follows.
+    Error(SchedulerError),
+}
+
+/// The score of one choice.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ChoiceScore {
+    /// Sum of the log-probabilities of the choice's tokens.
+    pub logprob: f64,
+    pub tokens: usize,
+    /// `logprob / tokens`: SGLang's token-length-normalized score.
+    pub normalized: f64,
+}
+
+/// Why a request could not be served.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("request needs {needed} KV slots but the pool has {pool}")]
+    TooLarge { needed: usize, pool: usize },
+    #[error("the scheduler has shut down")]
+    Shutdown,
+    #[error("engine failure: {0}")]
+    Engine(String),
+}

@@ -210,24 +210,11 @@ pub fn run_checked(
     steps: usize,
 ) -> Result<Vec<Vec<u32>>, String> {
     let mut seqs = Sequences::new(engine.kv_slots());
-    run_on(engine, &mut seqs, cases, chunk, rows, steps).map(|(out, _)| out)
-}
-
-/// [`run_checked`] over caller-owned sequences; also returns their ids,
-/// left allocated so callers can inspect slot use.
-pub fn run_on(
-    engine: &mut Engine,
-    seqs: &mut Sequences,
-    cases: &[Case],
-    chunk: usize,
-    rows: Rows,
-    steps: usize,
-) -> Result<(Vec<Vec<u32>>, Vec<SeqId>), String> {
     let ids: Vec<SeqId> = cases.iter().map(|c| seqs.create(c.prompt)).collect();
     let mut done = vec![0usize; cases.len()];
     let mut generated = vec![Vec::new(); cases.len()];
-    check_steps(engine, seqs, &ids, cases, &mut done, &mut generated, chunk, rows, steps)?;
-    Ok((generated, ids))
+    check_steps(engine, &mut seqs, &ids, cases, &mut done, &mut generated, chunk, rows, steps)?;
+    Ok(generated)
 }
 
 /// Steps existing sequences until each has `steps` generated tokens.

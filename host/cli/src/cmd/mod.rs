@@ -1,5 +1,6 @@
 //! Subcommands.
 
+mod bench;
 mod demo;
 mod export;
 mod generate;
@@ -19,6 +20,8 @@ enum Command {
     Export(export::Args),
     Generate(generate::Args),
     Demo(demo::Args),
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -26,5 +29,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => export::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Bench(c) => bench::run(c),
     }
 }

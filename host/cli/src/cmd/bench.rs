@@ -1,0 +1,281 @@
+//! `arbor bench`: throughput measurements, one subcommand per workload.
+
+use anyhow::{Context, Result, bail};
+use arbor_engine::Preset;
+use arbor_engine::engine::{BatchEntry, Device, Engine, EngineOptions, Logits};
+use arbor_engine::export::{self, WeightDtype};
+use clap::ValueEnum;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Measure Arbor's throughput.
+#[derive(clap::Subcommand)]
+pub enum BenchCmd {
+    /// Engine forward-pass throughput: prefill and decode tokens/s at several batch sizes.
+    Engine(EngineArgs),
+}
+
+pub fn run(cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Engine(a) => engine(a),
+    }
+}
+
+/// Prefill: B prompts of --prompt-len tokens in one forward pass. Decode:
+/// B sequences with --history tokens of history, --decode-steps greedy steps
+/// each, one pass per step. Without --model or --preset, measures the tiny
+/// and small presets, made under --models-dir if missing.
+#[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("model_source"))]
+pub struct EngineArgs {
+    /// Model directory made by `arbor export`.
+    #[arg(long, group = "model_source")]
+    model: Option<PathBuf>,
+    /// Random-weight preset, kept in <models-dir>/<preset>.
+    #[arg(long, group = "model_source", value_enum)]
+    preset: Option<Preset>,
+    /// Where preset models are kept (made if missing).
+    #[arg(long, default_value = "models")]
+    models_dir: PathBuf,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    batch: Vec<usize>,
+    /// Tokens per prompt in the prefill measurement.
+    #[arg(long, default_value_t = 128)]
+    prompt_len: usize,
+    /// Tokens of history per sequence in the decode measurement.
+    #[arg(long, default_value_t = 64)]
+    history: usize,
+    /// Decode steps per sequence.
+    #[arg(long, default_value_t = 32)]
+    decode_steps: usize,
+    /// Timed repetitions per measurement, after one untimed warm-up; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// ONNX Runtime intra-op threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Run on this CUDA device instead of the CPU.
+    #[arg(long)]
+    cuda: Option<i32>,
+    /// Print one JSON object per measurement instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One measurement.
+#[derive(serde::Serialize)]
+struct Measurement {
+    bench: &'static str,
+    model: String,
+    params: u64,
+    dtype: WeightDtype,
+    device: String,
+    threads: usize,
+    phase: &'static str,
+    batch: usize,
+    /// Tokens processed in one timed repetition.
+    tokens: usize,
+    /// Forward passes in one timed repetition.
+    passes: usize,
+    /// Median seconds of one repetition.
+    seconds: f64,
+    tokens_per_s: f64,
+}
+
+fn engine(a: EngineArgs) -> Result<()> {
+    if a.batch.is_empty() || a.batch.contains(&0) {
+        bail!("--batch needs positive batch sizes");
+    }
+    if a.prompt_len == 0 || a.history == 0 || a.decode_steps == 0 || a.reps == 0 {
+        bail!("--prompt-len, --history, --decode-steps and --reps must be positive");
+    }
+    let models: Vec<(String, PathBuf)> = match (&a.model, a.preset) {
+        (Some(dir), _) => vec![(dir.display().to_string(), dir.clone())],
+        (None, Some(p)) => vec![preset_model(p, &a.models_dir)?],
+        (None, None) => vec![preset_model(Preset::Tiny, &a.models_dir)?, preset_model(Preset::Small, &a.models_dir)?],
+    };
+    let mut all = Vec::new();
+    for (name, dir) in &models {
+        all.extend(bench_model(&a, name, dir)?);
+    }
+    if !a.json {
+        println!("{:<10} {:<8} {:>5} {:>7} {:>10} {:>12}", "model", "phase", "batch", "tokens", "ms", "tokens/s");
+        for m in &all {
+            println!(
+                "{:<10} {:<8} {:>5} {:>7} {:>10.2} {:>12.0}",
+                m.model,
+                m.phase,
+                m.batch,
+                m.tokens,
+                m.seconds * 1e3,
+                m.tokens_per_s
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The model directory of a preset, exported (seed 0, as `arbor demo`) if missing.
+fn preset_model(p: Preset, models_dir: &Path) -> Result<(String, PathBuf)> {
+    let name = p.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_else(|| format!("{p:?}"));
+    let dir = models_dir.join(&name);
+    if arbor_engine::engine::read_meta(&dir).is_err() {
+        eprintln!("bench: making the {name} random-weight model in {} ...", dir.display());
+        let dtype = match p {
+            Preset::Tiny | Preset::Small => WeightDtype::F32,
+            _ => WeightDtype::F16,
+        };
+        export::export_random(p, 0, &dir, dtype)?;
+    }
+    Ok((name, dir))
+}
+
+fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement>> {
+    let meta = arbor_engine::engine::read_meta(dir)?;
+    let cfg = &meta.config;
+    let bmax = *a.batch.iter().max().expect("checked non-empty");
+    let per_seq = a.prompt_len.max(a.history + a.decode_steps);
+    if per_seq > cfg.max_position_embeddings {
+        bail!("{per_seq} tokens per sequence exceed {name}'s context of {}", cfg.max_position_embeddings);
+    }
+    let device = a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu);
+    let opts = EngineOptions { kv_slots: bmax * per_seq, threads: a.threads, device };
+    let mut engine = Engine::open(dir, &opts)?;
+    // Any ids in the vocabulary do: the weights are what they are, and the
+    // work per token does not depend on which token it is.
+    let vocab = engine.tokenizer().vocab_size().min(cfg.vocab_size) as u64;
+    let mut x = 0x9e3779b97f4a7c15u64;
+    let mut next_id = move || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((x >> 33) % vocab) as u32
+    };
+    let setup = Setup {
+        model: name.to_string(),
+        params: cfg.num_params(),
+        dtype: meta.dtype,
+        device: match device {
+            Device::Cpu => "cpu".to_string(),
+            Device::Cuda(i) => format!("cuda:{i}"),
+        },
+        threads: if a.threads > 0 { a.threads } else { std::thread::available_parallelism().map_or(1, |n| n.get()) },
+    };
+    let mut out = Vec::new();
+    for &b in &a.batch {
+        let slots: Vec<Vec<u32>> =
+            (0..b).map(|s| ((s * per_seq) as u32..((s + 1) * per_seq) as u32).collect()).collect();
+
+        let prompts: Vec<Vec<u32>> = (0..b).map(|_| (0..a.prompt_len).map(|_| next_id()).collect()).collect();
+        eprint!("bench: {name} prefill batch {b} ...");
+        let seconds = timed(a.reps, || {
+            let entries: Vec<BatchEntry> = prompts
+                .iter()
+                .zip(&slots)
+                .map(|(p, s)| BatchEntry { tokens: p, history: &[], new_slots: &s[..p.len()], logits: Logits::Last })
+                .collect();
+            engine.forward(&entries).map(|_| ())
+        })?;
+        let m = setup.measurement("prefill", b, b * a.prompt_len, 1, seconds);
+        eprintln!(" {:.0} tokens/s", m.tokens_per_s);
+        emit(a, m, &mut out)?;
+
+        let hist: Vec<Vec<u32>> = (0..b).map(|_| (0..a.history).map(|_| next_id()).collect()).collect();
+        let entries: Vec<BatchEntry> = hist
+            .iter()
+            .zip(&slots)
+            .map(|(h, s)| BatchEntry { tokens: h, history: &[], new_slots: &s[..h.len()], logits: Logits::Last })
+            .collect();
+        let first = engine.forward(&entries).context("prefilling the decode histories")?;
+        let start: Vec<u32> = (0..b).map(|i| argmax(first.last(i).expect("asked for logits"))).collect();
+        eprint!("bench: {name} decode batch {b} ...");
+        let seconds = timed(a.reps, || {
+            // Every repetition decodes from the same history, overwriting the
+            // previous repetition's slots.
+            let mut toks = start.clone();
+            for step in 0..a.decode_steps {
+                let len = a.history + step;
+                let cur: Vec<[u32; 1]> = toks.iter().map(|&t| [t]).collect();
+                let entries: Vec<BatchEntry> = cur
+                    .iter()
+                    .zip(&slots)
+                    .map(|(t, s)| BatchEntry {
+                        tokens: t,
+                        history: &s[..len],
+                        new_slots: &s[len..len + 1],
+                        logits: Logits::Last,
+                    })
+                    .collect();
+                let o = engine.forward(&entries)?;
+                for (i, t) in toks.iter_mut().enumerate() {
+                    *t = argmax(o.last(i).expect("asked for logits"));
+                }
+            }
+            Ok(())
+        })?;
+        let m = setup.measurement("decode", b, b * a.decode_steps, a.decode_steps, seconds);
+        eprintln!(" {:.0} tokens/s ({:.2} ms per step)", m.tokens_per_s, m.seconds * 1e3 / a.decode_steps as f64);
+        emit(a, m, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Median seconds of `reps` runs after one untimed warm-up (ONNX Runtime
+/// plans buffers on the first run of each shape).
+fn timed(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        f()?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// What every measurement of one model shares.
+struct Setup {
+    model: String,
+    params: u64,
+    dtype: WeightDtype,
+    device: String,
+    threads: usize,
+}
+
+impl Setup {
+    fn measurement(
+        &self,
+        phase: &'static str,
+        batch: usize,
+        tokens: usize,
+        passes: usize,
+        seconds: f64,
+    ) -> Measurement {
+        Measurement {
+            bench: "engine",
+            model: self.model.clone(),
+            params: self.params,
+            dtype: self.dtype,
+            device: self.device.clone(),
+            threads: self.threads,
+            phase,
+            batch,
+            tokens,
+            passes,
+            seconds,
+            tokens_per_s: tokens as f64 / seconds,
+        }
+    }
+}
+
+fn emit(a: &EngineArgs, m: Measurement, out: &mut Vec<Measurement>) -> Result<()> {
+    if a.json {
+        println!("{}", serde_json::to_string(&m)?);
+    }
+    out.push(m);
+    Ok(())
+}
+
+fn argmax(row: &[f32]) -> u32 {
+    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32
+}

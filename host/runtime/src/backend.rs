@@ -11,8 +11,14 @@ use serde::Serialize;
 
 /// Tenant identity: the scope of cache sharing and accounting in the
 /// backend. Cheap to clone.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Namespace(Arc<str>);
+
+impl Serialize for Namespace {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl Namespace {
     /// A namespace named `id`.

@@ -123,7 +123,7 @@ pub async fn bench_runtime(runtime: &Runtime, wasm: &[u8], config: &BenchConfig)
         whole.push(outcome.stats.wall_time);
     }
 
-    let mut per_call = |kind: &'static str| {
+    let per_call = |kind: &'static str| {
         let input = format!("calls {kind} {} {}", config.batches, config.calls_per_batch);
         let program = &program;
         async move {

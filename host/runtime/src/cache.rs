@@ -100,11 +100,14 @@ impl<T: Clone> ComponentCache<T> {
         let Some(path) = self.path(hash) else {
             return compile(engine, bytes);
         };
-        if path.exists() {
+        // Read into memory rather than mapping the file: a mapped file that
+        // someone truncates later would crash the process (SIGBUS).
+        if let Ok(compiled) = fs::read(&path) {
             // SAFETY: the cache directory belongs to the host, and files in
             // it are written only by `store` below from `Component::serialize`
-            // of this engine's configuration (the name carries its key).
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            // of an engine with this configuration (the name carries its
+            // key); wasmtime still checks the header and refuses mismatches.
+            match unsafe { Component::deserialize(engine, &compiled) } {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     tracing::warn!("ignoring unusable cache file {}: {e}", path.display());

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::backend::LmBackend;
@@ -152,7 +152,6 @@ fn engine_config(config: &RuntimeConfig) -> Config {
         .total_memories(runs.saturating_mul(4))
         .total_tables(runs.saturating_mul(8))
         .total_stacks(runs)
-        .total_gc_heaps(0)
         .max_memory_size(config.max_memory_bytes)
         .table_elements(1 << 16);
     let mut c = Config::new();
@@ -194,10 +193,7 @@ fn unsupported_imports(engine: &Engine, component: &Component) -> Vec<String> {
     component
         .component_type()
         .imports(engine)
-        .filter(|(name, item)| {
-            matches!(item, ComponentItem::ComponentInstance(_) | ComponentItem::ComponentFunc(_))
-                && !PROVIDED.iter().any(|p| name.starts_with(p))
-        })
+        .filter(|(name, _)| !PROVIDED.iter().any(|p| name.starts_with(p)))
         .map(|(name, _)| name.to_string())
         .collect()
 }

@@ -80,7 +80,6 @@ pub(crate) struct StateData {
 
 /// The host object behind a guest's `state` handle.
 pub struct StateHandle {
-    id: u64,
     tx: mpsc::UnboundedSender<Queued>,
     next_seq: u64,
     /// Sequence number of the newest fork; work after it is unobservable
@@ -116,7 +115,6 @@ impl StateHandle {
         let task = tokio::spawn(worker.run(init));
         run.adopt_worker(task.abort_handle());
         StateHandle {
-            id,
             tx,
             next_seq: 1,
             last_fork,
@@ -124,11 +122,6 @@ impl StateHandle {
             open_message,
             run: run.clone(),
         }
-    }
-
-    /// The state's id in events.
-    pub(crate) fn id(&self) -> u64 {
-        self.id
     }
 
     /// Queues an extending command, waiting if the run's queue is full.

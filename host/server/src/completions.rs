@@ -1,0 +1,400 @@
+//! `/v1/completions` and `/v1/chat/completions`.
+//!
+//! Both turn into one scheduler generation per choice (`n` per prompt), in
+//! the tenant's own cache namespace, after the tenant's token quota and a
+//! place at the fair gate. Streaming sends OpenAI's chunks as tokens come.
+
+use crate::auth::{Tenant, hex};
+use crate::body::Json;
+use crate::db::now;
+use crate::error::ApiError;
+use crate::openai::{ChatRequest, Common, CompletionRequest, Content, Prompt, UsageOut};
+use crate::quota::Permit;
+use crate::sse::{self, StopHoldback};
+use crate::state::AppState;
+use arbor_engine::SamplingParams;
+use arbor_engine::tokenizer::ChatMessage;
+use arbor_scheduler::{Event, FinishReason, GenerateRequest, GenerationStream, Namespace};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use rand::RngCore;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Which endpoint's shapes to produce.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Chat,
+}
+
+/// Everything a validated request needs to run.
+struct Plan {
+    kind: Kind,
+    id: String,
+    model: String,
+    /// One per choice, in choice order.
+    requests: Vec<GenerateRequest>,
+    stream: bool,
+    include_usage: bool,
+}
+
+pub async fn completions(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    Json(req): Json<CompletionRequest>,
+) -> Result<Response, ApiError> {
+    check_model(&state, &req.model)?;
+    if req.logprobs.is_some_and(|l| l > 0) {
+        return Err(ApiError::bad_request("logprobs are not supported by this server yet"));
+    }
+    if req.echo == Some(true) {
+        return Err(ApiError::bad_request("echo is not supported"));
+    }
+    let tok = state.scheduler.tokenizer().clone();
+    let prompts: Vec<Vec<u32>> = match req.prompt.clone() {
+        Prompt::Text(t) => vec![encode(&tok, &t)?],
+        Prompt::Texts(ts) => ts.iter().map(|t| encode(&tok, t)).collect::<Result<_, _>>()?,
+        Prompt::Tokens(ids) => vec![ids],
+        Prompt::TokenLists(l) => l,
+    };
+    // OpenAI's default for the legacy endpoint.
+    let plan = plan(&state, &tenant, Kind::Text, &req.model, prompts, &req.common(), 16)?;
+    execute(state, tenant, plan).await
+}
+
+pub async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    Json(req): Json<ChatRequest>,
+) -> Result<Response, ApiError> {
+    check_model(&state, &req.model)?;
+    if req.logprobs == Some(true) || req.top_logprobs.is_some_and(|n| n > 0) {
+        return Err(ApiError::bad_request("logprobs are not supported by this server yet"));
+    }
+    if let Some(f) = &req.response_format
+        && f.kind != "text"
+    {
+        return Err(ApiError::bad_request(format!(
+            "response_format {:?} is not supported by this server yet (constrained decoding is pending)",
+            f.kind
+        )));
+    }
+    if req.messages.is_empty() {
+        return Err(ApiError::bad_request("messages must not be empty"));
+    }
+    let mut msgs = Vec::with_capacity(req.messages.len());
+    for m in &req.messages {
+        let role = match m.role.as_str() {
+            "system" | "developer" => "system",
+            "user" => "user",
+            "assistant" => "assistant",
+            other => return Err(ApiError::bad_request(format!("unsupported message role {other:?}"))),
+        };
+        let content = match &m.content {
+            None => String::new(),
+            Some(Content::Text(t)) => t.clone(),
+            Some(Content::Parts(parts)) => {
+                let mut s = String::new();
+                for p in parts {
+                    match (p.kind.as_str(), &p.text) {
+                        ("text", Some(t)) => s.push_str(t),
+                        (k, _) => return Err(ApiError::bad_request(format!("unsupported content part {k:?}"))),
+                    }
+                }
+                s
+            }
+        };
+        msgs.push(ChatMessage { role: role.into(), content });
+    }
+    let tok = state.scheduler.tokenizer().clone();
+    let text = tok.apply_chat_template(&msgs, true).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    let prompt = encode(&tok, &text)?;
+    let default_max = state.quotas.max_tokens_per_request;
+    let plan = plan(&state, &tenant, Kind::Chat, &req.model, vec![prompt], &req.common(), default_max)?;
+    execute(state, tenant, plan).await
+}
+
+fn check_model(state: &AppState, model: &str) -> Result<(), ApiError> {
+    if model != state.model_name {
+        return Err(ApiError::not_found(&format!("model {model:?} (this server serves {:?})", state.model_name)));
+    }
+    Ok(())
+}
+
+/// Text to ids, with the model's BOS in front as in training.
+fn encode(tok: &arbor_engine::Tokenizer, text: &str) -> Result<Vec<u32>, ApiError> {
+    let ids = tok.encode(text).map_err(|e| ApiError::bad_request(format!("cannot tokenize the prompt: {e:#}")))?;
+    let mut out: Vec<u32> = tok.bos_id().filter(|b| ids.first() != Some(b)).into_iter().collect();
+    out.extend(ids);
+    Ok(out)
+}
+
+fn plan(
+    state: &AppState,
+    tenant: &Tenant,
+    kind: Kind,
+    model: &str,
+    prompts: Vec<Vec<u32>>,
+    c: &Common,
+    default_max: usize,
+) -> Result<Plan, ApiError> {
+    let q = &state.quotas;
+    let n = c.n.unwrap_or(1) as usize;
+    if n == 0 || prompts.is_empty() || n * prompts.len() > q.max_n {
+        return Err(ApiError::bad_request(format!(
+            "n × prompts must be between 1 and {} (got {n} × {})",
+            q.max_n,
+            prompts.len()
+        )));
+    }
+    let max_context = state.scheduler.max_context();
+    let max_tokens = match c.max_tokens {
+        Some(0) => return Err(ApiError::bad_request("max_tokens must be at least 1")),
+        Some(m) if m as usize > q.max_tokens_per_request => {
+            return Err(ApiError::bad_request(format!(
+                "max_tokens {m} exceeds this server's limit of {}",
+                q.max_tokens_per_request
+            )));
+        }
+        Some(m) => m as usize,
+        None => default_max,
+    };
+    let temperature = c.temperature.unwrap_or(1.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(ApiError::bad_request("temperature must be between 0 and 2"));
+    }
+    let top_p = c.top_p.unwrap_or(1.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(ApiError::bad_request("top_p must be in (0, 1]"));
+    }
+    let stops = c.stop.clone().map(|s| s.into_vec()).unwrap_or_default();
+    if stops.len() > 4 || stops.iter().any(|s| s.is_empty() || s.len() > 256) {
+        return Err(ApiError::bad_request("stop takes up to 4 non-empty strings of at most 256 bytes"));
+    }
+    let seed = c.seed.unwrap_or_else(|| rand::rng().next_u64());
+    let mut requests = Vec::with_capacity(n * prompts.len());
+    for prompt in &prompts {
+        if prompt.is_empty() {
+            return Err(ApiError::bad_request("the prompt is empty"));
+        }
+        if prompt.len() >= max_context {
+            return Err(ApiError::bad_request(format!(
+                "the prompt has {} tokens; this model's context is {max_context}",
+                prompt.len()
+            )));
+        }
+        for _ in 0..n {
+            let i = requests.len() as u64;
+            requests.push(GenerateRequest {
+                namespace: Namespace::tenant(tenant.id as u64),
+                prompt: prompt.clone(),
+                max_tokens: max_tokens.min(max_context - prompt.len()),
+                sampling: SamplingParams {
+                    temperature,
+                    top_p,
+                    presence_penalty: c.presence_penalty.unwrap_or(0.0),
+                    frequency_penalty: c.frequency_penalty.unwrap_or(0.0),
+                    // Distinct but reproducible choices for one seed.
+                    seed: seed.wrapping_add(i),
+                    ..SamplingParams::default()
+                },
+                stop_strings: stops.clone(),
+                ..GenerateRequest::new(Namespace::tenant(tenant.id as u64), Vec::new(), 0)
+            });
+        }
+    }
+    for r in &requests {
+        r.sampling.validate().map_err(ApiError::bad_request)?;
+    }
+    let mut idb = [0u8; 12];
+    rand::rng().fill_bytes(&mut idb);
+    let prefix = if kind == Kind::Chat { "chatcmpl-" } else { "cmpl-" };
+    Ok(Plan {
+        kind,
+        id: format!("{prefix}{}", hex(&idb)),
+        model: model.to_string(),
+        requests,
+        stream: c.stream.unwrap_or(false),
+        include_usage: c.stream_options.as_ref().is_some_and(|o| o.include_usage),
+    })
+}
+
+/// Takes the quotas, starts every choice and answers in one piece or as SSE.
+async fn execute(state: Arc<AppState>, tenant: Tenant, plan: Plan) -> Result<Response, ApiError> {
+    if let Err(r) = state.meter.check(tenant.id) {
+        state.metrics.tenant(&tenant.name, |u| u.refused += 1);
+        return Err(ApiError::too_many(r.message, r.retry_after_s));
+    }
+    let permit = match state.gate.acquire(tenant.id).await {
+        Ok(p) => p,
+        Err(r) => {
+            state.metrics.tenant(&tenant.name, |u| u.refused += 1);
+            return Err(ApiError::too_many(r.message, r.retry_after_s));
+        }
+    };
+    state.metrics.tenant(&tenant.name, |u| u.requests += 1);
+    let mut streams = Vec::with_capacity(plan.requests.len());
+    for r in &plan.requests {
+        streams.push(state.scheduler.generate(r.clone())?);
+    }
+    if plan.stream {
+        Ok(stream(state, tenant, plan, streams, permit).into_response())
+    } else {
+        whole(state, tenant, plan, streams, permit).await
+    }
+}
+
+fn finish_str(f: FinishReason) -> &'static str {
+    match f {
+        FinishReason::Length => "length",
+        FinishReason::Stop => "stop",
+    }
+}
+
+fn charge(state: &AppState, tenant: &Tenant, usage: &UsageOut) {
+    state.meter.charge(tenant.id, usage.total_tokens as u64);
+    state.metrics.tenant(&tenant.name, |u| {
+        u.prompt_tokens += usage.prompt_tokens as u64;
+        u.completion_tokens += usage.completion_tokens as u64;
+    });
+}
+
+async fn whole(
+    state: Arc<AppState>,
+    tenant: Tenant,
+    plan: Plan,
+    streams: Vec<GenerationStream>,
+    permit: Permit,
+) -> Result<Response, ApiError> {
+    let results = futures::future::join_all(streams.into_iter().map(|s| s.collect())).await;
+    drop(permit);
+    let mut usage = UsageOut::default();
+    let mut choices = Vec::with_capacity(results.len());
+    let mut failure = None;
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            Ok(g) => {
+                // Prompts shared by several choices are counted once per prompt.
+                if plan.requests[..i].iter().all(|p| p.prompt != plan.requests[i].prompt) {
+                    usage.prompt_tokens += g.usage.prompt_tokens;
+                }
+                usage.completion_tokens += g.usage.completion_tokens;
+                choices.push(match plan.kind {
+                    Kind::Text => json!({"index": i, "text": g.text, "logprobs": null, "finish_reason": finish_str(g.finish)}),
+                    Kind::Chat => json!({
+                        "index": i,
+                        "message": {"role": "assistant", "content": g.text},
+                        "logprobs": null,
+                        "finish_reason": finish_str(g.finish),
+                    }),
+                });
+            }
+            Err(e) => failure = Some(e),
+        }
+    }
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+    charge(&state, &tenant, &usage);
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    let object = if plan.kind == Kind::Chat { "chat.completion" } else { "text_completion" };
+    Ok(axum::Json(json!({
+        "id": plan.id,
+        "object": object,
+        "created": now(),
+        "model": plan.model,
+        "system_fingerprint": null,
+        "choices": choices,
+        "usage": usage,
+    }))
+    .into_response())
+}
+
+/// One chunk of either endpoint's stream.
+fn chunk(plan_kind: Kind, id: &str, model: &str, created: i64, choice: Value) -> String {
+    let object = if plan_kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
+    json!({"id": id, "object": object, "created": created, "model": model, "system_fingerprint": null, "choices": [choice]})
+        .to_string()
+}
+
+fn stream(
+    state: Arc<AppState>,
+    tenant: Tenant,
+    plan: Plan,
+    streams: Vec<GenerationStream>,
+    permit: Permit,
+) -> impl IntoResponse {
+    // Small buffer: a client that does not read stalls only its own tasks.
+    let (tx, rx) = mpsc::channel::<String>(32);
+    let created = now();
+    let plan = Arc::new(plan);
+    let mut tasks = Vec::with_capacity(streams.len());
+    for (index, mut s) in streams.into_iter().enumerate() {
+        let (tx, plan) = (tx.clone(), plan.clone());
+        tasks.push(tokio::spawn(async move {
+            let emit = |v: Value| chunk(plan.kind, &plan.id, &plan.model, created, v);
+            let delta = |text: &str| match plan.kind {
+                Kind::Text => json!({"index": index, "text": text, "logprobs": null, "finish_reason": null}),
+                Kind::Chat => json!({"index": index, "delta": {"content": text}, "logprobs": null, "finish_reason": null}),
+            };
+            if plan.kind == Kind::Chat {
+                let first = json!({"index": index, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null});
+                if tx.send(emit(first)).await.is_err() {
+                    return None;
+                }
+            }
+            let mut hold = StopHoldback::new(plan.requests[index].stop_strings.clone());
+            // Returning drops `s`, which cancels the generation.
+            while let Some(ev) = s.next().await {
+                match ev {
+                    Event::Token { text, .. } => {
+                        let out = hold.push(&text);
+                        if !out.is_empty() && tx.send(emit(delta(&out))).await.is_err() {
+                            return None;
+                        }
+                    }
+                    Event::Done { text, finish, usage, .. } => {
+                        let rest = hold.finish(&text);
+                        if !rest.is_empty() && tx.send(emit(delta(&rest))).await.is_err() {
+                            return Some(usage);
+                        }
+                        let last = match plan.kind {
+                            Kind::Text => json!({"index": index, "text": "", "logprobs": null, "finish_reason": finish_str(finish)}),
+                            Kind::Chat => json!({"index": index, "delta": {}, "logprobs": null, "finish_reason": finish_str(finish)}),
+                        };
+                        let _ = tx.send(emit(last)).await;
+                        return Some(usage);
+                    }
+                    Event::Error(e) => {
+                        let _ = tx.send(ApiError::from(e).body().to_string()).await;
+                        return None;
+                    }
+                }
+            }
+            None
+        }));
+    }
+    tokio::spawn(async move {
+        let mut usage = UsageOut::default();
+        for (i, t) in tasks.into_iter().enumerate() {
+            if let Ok(Some(u)) = t.await {
+                if plan.requests[..i].iter().all(|p| p.prompt != plan.requests[i].prompt) {
+                    usage.prompt_tokens += u.prompt_tokens;
+                }
+                usage.completion_tokens += u.completion_tokens;
+            }
+        }
+        drop(permit);
+        usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+        charge(&state, &tenant, &usage);
+        if plan.include_usage {
+            let object = if plan.kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
+            let v = json!({"id": plan.id, "object": object, "created": created, "model": plan.model, "system_fingerprint": null, "choices": [], "usage": usage});
+            let _ = tx.send(v.to_string()).await;
+        }
+        let _ = tx.send("[DONE]".to_string()).await;
+    });
+    sse::response(rx)
+}

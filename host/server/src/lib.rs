@@ -1,0 +1,199 @@
+//! Arbor's multi-tenant HTTP server.
+//!
+//! One process serves one model to many tenants: OpenAI-compatible
+//! completions and chat completions, and uploaded WebAssembly programs run
+//! in the sandboxed runtime. Each tenant authenticates with its own API key,
+//! owns its own cache namespace, programs and runs, and is held to quotas
+//! and a fair share of the scheduler (see [`quota`]). State lives in SQLite
+//! under the data directory, so a restart keeps tenants, programs and runs.
+
+pub mod auth;
+mod backend;
+mod body;
+mod completions;
+pub mod db;
+pub mod error;
+pub mod metrics;
+mod openai;
+mod programs;
+pub mod quota;
+mod routes;
+mod runs;
+mod sse;
+pub mod state;
+pub mod tenants;
+
+pub use quota::Quotas;
+
+use anyhow::{Context, Result};
+use arbor_engine::{Device, Engine, EngineOptions};
+use arbor_runtime::{Runtime, RuntimeConfig};
+use arbor_scheduler::{Scheduler, SchedulerConfig};
+use state::AppState;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Everything `arbor serve` can set.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Model directory made by `arbor export`.
+    pub model: PathBuf,
+    /// Name clients use for the model; defaults to the directory's name.
+    pub model_name: Option<String>,
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Directory of the database, programs and compiled code.
+    pub data: PathBuf,
+    /// Token slots of the KV pool; 0 picks the model's context length × 4.
+    pub kv_slots: usize,
+    /// ONNX Runtime threads (0: one per core).
+    pub threads: usize,
+    pub device: Device,
+    pub scheduler: SchedulerConfig,
+    pub quotas: Quotas,
+    /// Requests of all tenants inside the scheduler at once.
+    pub capacity: usize,
+    /// Largest JSON request body.
+    pub max_body_bytes: usize,
+    /// How long a client may take to send its request body.
+    pub body_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for a model directory and a data directory.
+    pub fn new(model: PathBuf, data: PathBuf) -> Self {
+        ServerConfig {
+            model,
+            model_name: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data,
+            kv_slots: 0,
+            threads: 0,
+            device: Device::Cpu,
+            scheduler: SchedulerConfig::default(),
+            quotas: Quotas::default(),
+            capacity: 64,
+            max_body_bytes: 1 << 20,
+            body_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Opens the model and the database, then listens. Runs left `running`
+    /// by a previous process are marked failed before anything is served.
+    pub async fn start(cfg: ServerConfig) -> Result<Server> {
+        let db = db::Db::open(&cfg.data)?;
+        let interrupted = db.fail_interrupted_runs()?;
+        if interrupted > 0 {
+            tracing::warn!(runs = interrupted, "marked runs interrupted by the previous process as failed");
+        }
+        let model = cfg.model.clone();
+        let (threads, device, kv) = (cfg.threads, cfg.device, cfg.kv_slots);
+        let engine = tokio::task::spawn_blocking(move || -> Result<Engine> {
+            let meta = arbor_engine::engine::read_meta(&model)?;
+            let kv_slots = if kv == 0 { (meta.config.max_position_embeddings * 4).clamp(1024, 1 << 18) } else { kv };
+            Engine::open(&model, &EngineOptions { kv_slots, threads, device })
+        })
+        .await
+        .context("opening the model")??;
+        let scheduler = Scheduler::start(engine, cfg.scheduler.clone());
+        let model_name = cfg.model_name.clone().unwrap_or_else(|| {
+            let p = std::fs::canonicalize(&cfg.model).unwrap_or(cfg.model.clone());
+            p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "arbor".into())
+        });
+        let programs_dir = cfg.data.join("programs");
+        std::fs::create_dir_all(&programs_dir).with_context(|| format!("creating {}", programs_dir.display()))?;
+        let runtime = Runtime::new(
+            RuntimeConfig {
+                cache_dir: Some(cfg.data.join("compiled")),
+                max_concurrent_runs: cfg.capacity as u32,
+                max_memory_bytes: cfg.quotas.run_memory_bytes,
+                max_component_bytes: cfg.quotas.max_program_bytes,
+                ..RuntimeConfig::default()
+            },
+            Arc::new(backend::SchedulerBackend::new(scheduler.clone())),
+        )
+        .map(Arc::new)
+        .map_err(|e| {
+            tracing::error!(error = %e, "the program runtime could not start; program endpoints will answer 503");
+            e.to_string()
+        });
+        let state = Arc::new(AppState {
+            db,
+            gate: quota::FairGate::new(cfg.capacity, cfg.quotas.max_concurrent, cfg.quotas.max_queued),
+            meter: quota::TokenMeter::new(cfg.quotas.tokens_per_minute),
+            quotas: cfg.quotas.clone(),
+            metrics: Default::default(),
+            model_name,
+            programs_dir,
+            live_runs: Default::default(),
+            ready: true.into(),
+            body_timeout: cfg.body_timeout,
+            runtime,
+            scheduler,
+        });
+        let sampler = Arc::downgrade(&state);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(s) = sampler.upgrade() else { break };
+                s.metrics.sample_throughput(s.scheduler.stats().decode_tokens);
+            }
+        });
+        let app = routes::router(state.clone(), cfg.max_body_bytes);
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("listening on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, model = %state.model_name, "serving");
+        Ok(Server { addr, stop: Some(stop), task, state })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, cancels runs in flight (recorded as cancelled) and
+    /// waits for open connections to finish.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.state.ready.store(false, Ordering::Relaxed);
+        for h in self.state.live_runs.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            h.cancel();
+        }
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        (&mut self.task).await.context("server task")?.context("serving")?;
+        Ok(())
+    }
+
+    /// Waits until the server stops on its own (it does not, short of an
+    /// I/O failure): for `arbor serve`, which races it against Ctrl-C.
+    pub async fn wait(&mut self) -> Result<()> {
+        (&mut self.task).await.context("server task")?.context("serving")?;
+        Ok(())
+    }
+}

@@ -17,6 +17,9 @@ pub struct SchedulerConfig {
     pub decode_reserve: usize,
     /// Check the radix cache's invariants after every step (tests).
     pub check_invariants: bool,
+    /// Append text a constraint forces in one step instead of decoding it
+    /// token by token (the compressed FSM's jump-forward).
+    pub jump_forward: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -28,6 +31,7 @@ impl Default for SchedulerConfig {
             starvation_steps: 128,
             decode_reserve: 16,
             check_invariants: false,
+            jump_forward: true,
         }
     }
 }

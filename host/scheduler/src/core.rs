@@ -16,18 +16,21 @@ use crate::request::{
 use crate::stats::SchedulerStats;
 use arbor_engine::sampling::log_prob;
 use arbor_engine::{BatchEntry, Engine, Logits, Sampler};
+use arbor_constraint::{FsmState, TokenFsm, Vocab};
 use arbor_kvcache::{Namespace, NodeId, RadixCache, SlotAllocator};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
 pub enum Command {
-    Generate(GenerateRequest, tmpsc::UnboundedSender<Event>),
+    Generate(GenerateRequest, tmpsc::UnboundedSender<Event>, Option<Arc<TokenFsm>>),
     Score(
         ScoreRequest,
         oneshot::Sender<Result<Vec<ChoiceScore>, SchedulerError>>,
     ),
     Audit(oneshot::Sender<PoolAudit>),
+    /// Fail everything queued and hand the engine back.
+    Shutdown(oneshot::Sender<Engine>),
 }
 
 /// An accounting of the KV pool, for tests and diagnostics.
@@ -63,6 +66,8 @@ enum Kind {
         sampler: Sampler,
         out: Vec<u32>,
         detok: Detokenizer,
+        /// The constraint's automaton and current state.
+        fsm: Option<(Arc<TokenFsm>, FsmState)>,
     },
     Score {
         req: ScoreRequest,
@@ -130,14 +135,27 @@ pub struct Core {
     stats: SchedulerStats,
     shared: Arc<Mutex<SchedulerStats>>,
     eos: Vec<u32>,
+    vocab: Option<Arc<Vocab>>,
+    /// Recent mask timings (µs), a ring buffer.
+    mask_us: Vec<f32>,
+    mask_next: usize,
+    mask_dirty: bool,
 }
+
+/// Mask timings kept for the percentiles in the statistics.
+const MASK_SAMPLES: usize = 8192;
 
 /// Shortest shared uncached prefix for which admission waits for the first
 /// request to cache it, instead of prefilling it twice in one batch.
 const IN_BATCH_SHARE_MIN: usize = 8;
 
 impl Core {
-    pub fn new(engine: Engine, cfg: SchedulerConfig, shared: Arc<Mutex<SchedulerStats>>) -> Self {
+    pub fn new(
+        engine: Engine,
+        cfg: SchedulerConfig,
+        shared: Arc<Mutex<SchedulerStats>>,
+        vocab: Option<Arc<Vocab>>,
+    ) -> Self {
         let n = engine.kv_slots() as u32;
         let eos = engine.tokenizer().eos_ids().to_vec();
         let stats = SchedulerStats {
@@ -156,10 +174,15 @@ impl Core {
             stats,
             shared,
             eos,
+            vocab,
+            mask_us: Vec::new(),
+            mask_next: 0,
+            mask_dirty: false,
         }
     }
 
-    /// Runs until every handle is gone and no work remains.
+    /// Runs until every handle is gone and no work remains, or until told
+    /// to shut down.
     pub fn run(mut self, rx: mpsc::Receiver<Command>) {
         let mut connected = true;
         loop {
@@ -168,12 +191,14 @@ impl Core {
                     return;
                 }
                 match rx.recv() {
+                    Ok(Command::Shutdown(tx)) => return self.shutdown(tx),
                     Ok(c) => self.accept(c),
                     Err(_) => return,
                 }
             }
             loop {
                 match rx.try_recv() {
+                    Ok(Command::Shutdown(tx)) => return self.shutdown(tx),
                     Ok(c) => self.accept(c),
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
@@ -186,25 +211,31 @@ impl Core {
         }
     }
 
+    fn shutdown(mut self, tx: oneshot::Sender<Engine>) {
+        for mut j in self.running.drain(..).chain(self.waiting.drain(..)).collect::<Vec<_>>() {
+            j.fail(SchedulerError::Shutdown);
+        }
+        let _ = tx.send(self.engine);
+    }
+
     fn accept(&mut self, c: Command) {
         let pool = self.alloc.num_slots() as usize;
         let (ns, tokens, kind) = match c {
+            Command::Shutdown(_) => unreachable!("handled by the loop"),
             Command::Audit(tx) => {
                 let _ = tx.send(self.audit());
                 return;
             }
-            Command::Generate(req, tx) => {
+            Command::Generate(req, tx, fsm) => {
                 let sampler = Sampler::new(req.sampling.clone());
+                let fsm = fsm.map(|f| {
+                    let s = f.start();
+                    (f, s)
+                });
                 (
                     req.namespace,
                     req.prompt.clone(),
-                    Kind::Gen {
-                        req,
-                        tx,
-                        sampler,
-                        out: Vec::new(),
-                        detok: Detokenizer::new(),
-                    },
+                    Kind::Gen { req, tx, sampler, out: Vec::new(), detok: Detokenizer::new(), fsm },
                 )
             }
             Command::Score(req, tx) => (
@@ -669,30 +700,67 @@ impl Core {
             Kind::Score { req, first, .. } => {
                 *first = Some(req.choices.iter().map(|c| log_prob(row, c[0])).collect());
             }
-            Kind::Gen {
-                req,
-                sampler,
-                out,
-                detok,
-                tx,
-            } => {
-                let tok = sampler.sample(&mut row.to_vec());
+            Kind::Gen { req, sampler, out, fsm, .. } => {
+                let mut logits = row.to_vec();
+                if let Some((f, state)) = fsm {
+                    let t = std::time::Instant::now();
+                    f.allowed(*state).apply(&mut logits);
+                    let us = t.elapsed().as_secs_f64() * 1e6;
+                    if self.mask_us.len() < MASK_SAMPLES {
+                        self.mask_us.push(us as f32);
+                    } else {
+                        self.mask_us[self.mask_next] = us as f32;
+                    }
+                    self.mask_next = (self.mask_next + 1) % MASK_SAMPLES;
+                    self.mask_dirty = true;
+                }
+                let tok = sampler.sample(&mut logits);
                 sampler.observe(tok);
-                let is_stop = (!req.ignore_eos && self.eos.contains(&tok))
-                    || req.stop_token_ids.contains(&tok);
-                if is_stop {
+                let is_eos = self.eos.contains(&tok);
+                let mut new = vec![tok];
+                let mut complete = false;
+                if let Some((f, state)) = fsm {
+                    self.stats.constrained_sampled_tokens += 1;
+                    if is_eos && f.is_accepting(*state) {
+                        self.finish_gen(job, FinishReason::Stop);
+                        return;
+                    }
+                    let before = *state;
+                    let Some(next) = f.advance(before, tok) else {
+                        self.release(job, false);
+                        job.fail(SchedulerError::Invalid("the constraint admits no continuation".into()));
+                        return;
+                    };
+                    *state = next;
+                    let room = req.max_tokens.saturating_sub(out.len() + 1);
+                    if self.cfg.jump_forward && room > 0 && !f.is_finished(next) {
+                        let tk = self.engine.tokenizer();
+                        if let Some((ids, s)) = jump_forward(f, self.vocab.as_deref(), tk, before, tok, room) {
+                            self.stats.jump_forward_tokens += (ids.len() - 1) as u64;
+                            new = ids;
+                            *state = s;
+                        }
+                    }
+                    complete = f.is_finished(*state);
+                } else if (!req.ignore_eos && is_eos) || req.stop_token_ids.contains(&tok) {
                     self.finish_gen(job, FinishReason::Stop);
                     return;
                 }
-                out.push(tok);
-                job.tokens.push(tok);
-                let text = detok.push(self.engine.tokenizer(), out);
-                let _ = tx.send(Event::Token { id: tok, text });
-                if detok.find_stop(&req.stop_strings).is_some() {
+                let Kind::Gen { req, out, detok, tx, .. } = &mut job.kind else { unreachable!("matched above") };
+                let mut stop = false;
+                for &t in &new {
+                    out.push(t);
+                    job.tokens.push(t);
+                    let text = detok.push(self.engine.tokenizer(), out);
+                    let _ = tx.send(Event::Token { id: t, text });
+                    if detok.find_stop(&req.stop_strings).is_some() {
+                        stop = true;
+                        break;
+                    }
+                }
+                if stop || complete {
                     self.finish_gen(job, FinishReason::Stop);
-                } else if out.len() >= req.max_tokens
-                    || job.tokens.len() >= self.engine.max_context()
-                {
+                } else if out.len() >= req.max_tokens || job.tokens.len() >= self.engine.max_context() {
                     self.finish_gen(job, FinishReason::Length);
                 }
             }
@@ -808,6 +876,14 @@ impl Core {
     }
 
     fn publish(&mut self) {
+        if self.mask_dirty {
+            let mut v = self.mask_us.clone();
+            v.sort_by(|a, b| a.total_cmp(b));
+            let pct = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize] as f64;
+            self.stats.mask_us_p50 = pct(0.5);
+            self.stats.mask_us_p99 = pct(0.99);
+            self.mask_dirty = false;
+        }
         self.stats.running = self.running.len();
         self.stats.waiting = self.waiting.len();
         self.stats.free_slots = self.alloc.num_free();
@@ -838,4 +914,47 @@ fn placeholder() -> Job {
         usage: Usage::default(),
         done: true,
     }
+}
+
+/// Jump-forward: when the automaton forces text after `tok`, returns the
+/// tokens to append instead of `tok` alone, and the state after them.
+///
+/// The forced text is tokenized together with `tok`'s own text, as the
+/// tokenizer would split the whole, so the model never sees a token
+/// boundary its tokenizer would not produce (`tok`'s K/V is not computed
+/// yet, so replacing it costs nothing).
+fn jump_forward(
+    fsm: &TokenFsm,
+    vocab: Option<&Vocab>,
+    tokenizer: &arbor_engine::Tokenizer,
+    before: FsmState,
+    tok: u32,
+    room: usize,
+) -> Option<(Vec<u32>, FsmState)> {
+    let vocab = vocab?;
+    let after = fsm.advance(before, tok)?;
+    let forced = fsm.forced_bytes(after);
+    if forced.is_empty() {
+        return None;
+    }
+    let mut bytes = vocab.token_bytes(tok).to_vec();
+    let own = bytes.len();
+    bytes.extend_from_slice(&forced);
+    // Only whole characters can be tokenized as text.
+    let valid = match std::str::from_utf8(&bytes) {
+        Ok(_) => bytes.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    if valid <= own {
+        return None;
+    }
+    let text = std::str::from_utf8(&bytes[..valid]).ok()?;
+    let mut ids = tokenizer.encode(text).ok()?;
+    // Whole tokens within the output budget; the automaton checks them.
+    ids.truncate(room + 1);
+    if ids.len() <= 1 {
+        return None;
+    }
+    let state = fsm.advance_tokens(before, &ids)?;
+    Some((ids, state))
 }

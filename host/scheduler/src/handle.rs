@@ -5,7 +5,9 @@ use crate::core::{Command, Core, PoolAudit};
 use crate::request::{
     ChoiceScore, Event, FinishReason, GenerateRequest, SchedulerError, ScoreRequest, Usage,
 };
+use crate::request::Constraint;
 use crate::stats::SchedulerStats;
+use arbor_constraint::{ConstraintCache, Limits, SchemaOptions, TokenFsm, Vocab};
 use arbor_engine::{Engine, Tokenizer};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::{mpsc as tmpsc, oneshot};
@@ -18,6 +20,14 @@ pub struct Scheduler {
     tokenizer: Arc<Tokenizer>,
     max_context: usize,
     vocab: usize,
+    constraints: Arc<Constraints>,
+}
+
+/// Compiled constraints, shared by every handle.
+struct Constraints {
+    cache: ConstraintCache,
+    /// The model's vocabulary as bytes, or why it could not be read.
+    vocab: Result<Arc<Vocab>, String>,
 }
 
 /// The tokens of one generation as they come. Dropping it cancels the
@@ -99,7 +109,11 @@ impl Scheduler {
         let tokenizer = engine.tokenizer_handle();
         let max_context = engine.max_context();
         let vocab = engine.config().vocab_size;
-        let core = Core::new(engine, config, stats.clone());
+        let constraints = Arc::new(Constraints {
+            cache: ConstraintCache::new(Limits::default(), 256),
+            vocab: constraint_vocab(&tokenizer),
+        });
+        let core = Core::new(engine, config, stats.clone(), constraints.vocab.clone().ok());
         std::thread::Builder::new()
             .name("arbor-scheduler".into())
             .spawn(move || core.run(rx))
@@ -110,6 +124,7 @@ impl Scheduler {
             tokenizer,
             max_context,
             vocab,
+            constraints,
         }
     }
 
@@ -128,9 +143,29 @@ impl Scheduler {
         }
         req.sampling.validate().map_err(SchedulerError::Invalid)?;
         let (etx, erx) = tmpsc::unbounded_channel();
-        self.tx
-            .send(Command::Generate(req, etx))
-            .map_err(|_| SchedulerError::Shutdown)?;
+        let Some(constraint) = req.constraint.clone() else {
+            self.tx.send(Command::Generate(req, etx, None)).map_err(|_| SchedulerError::Shutdown)?;
+            return Ok(GenerationStream { rx: erx });
+        };
+        // Compiling can take up to the compile limits (hostile patterns):
+        // never on the scheduler's thread, nor on the caller's async task.
+        let constraints = self.constraints.clone();
+        let tx = self.tx.clone();
+        std::thread::Builder::new()
+            .name("arbor-constraint".into())
+            .spawn(move || match constraints.compile(&constraint) {
+                Ok(fsm) => {
+                    if let Err(mpsc::SendError(Command::Generate(_, etx, _))) =
+                        tx.send(Command::Generate(req, etx, Some(fsm)))
+                    {
+                        let _ = etx.send(Event::Error(SchedulerError::Shutdown));
+                    }
+                }
+                Err(e) => {
+                    let _ = etx.send(Event::Error(SchedulerError::Invalid(e)));
+                }
+            })
+            .map_err(|e| SchedulerError::Engine(format!("cannot start a compile thread: {e}")))?;
         Ok(GenerationStream { rx: erx })
     }
 
@@ -197,6 +232,15 @@ impl Scheduler {
         rx.await.map_err(|_| SchedulerError::Shutdown)
     }
 
+    /// Stops the scheduler, failing queued and running requests with
+    /// [`SchedulerError::Shutdown`], and returns the engine (to reuse its
+    /// loaded session, e.g. between benchmark runs).
+    pub fn shutdown(self) -> Result<Engine, SchedulerError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Command::Shutdown(tx)).map_err(|_| SchedulerError::Shutdown)?;
+        rx.blocking_recv().map_err(|_| SchedulerError::Shutdown)
+    }
+
     /// The latest statistics.
     pub fn stats(&self) -> SchedulerStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
@@ -214,4 +258,29 @@ impl Scheduler {
     pub fn vocab_size(&self) -> usize {
         self.vocab
     }
+}
+
+impl Constraints {
+    fn compile(&self, c: &Constraint) -> Result<Arc<TokenFsm>, String> {
+        let vocab = self.vocab.as_ref().map_err(|e| format!("constraints are unavailable for this model: {e}"))?;
+        let compiled = match c {
+            Constraint::Regex(r) => self.cache.regex(r, vocab),
+            Constraint::JsonSchema(s) => self.cache.schema_str(s, &SchemaOptions::default(), vocab),
+            Constraint::Choices(cs) => {
+                if cs.is_empty() {
+                    return Err("choices must not be empty".into());
+                }
+                self.cache.regex(&arbor_constraint::choices_to_regex(cs), vocab)
+            }
+        };
+        compiled.map_err(|e| e.to_string())
+    }
+}
+
+/// The model's vocabulary as byte strings, for token automata.
+fn constraint_vocab(tok: &Tokenizer) -> Result<Arc<Vocab>, String> {
+    let json = tok.inner().to_string(false).map_err(|e| e.to_string())?;
+    let eos: Vec<String> = tok.eos_ids().iter().filter_map(|&i| tok.inner().id_to_token(i)).collect();
+    let names: Vec<&str> = eos.iter().map(|s| s.as_str()).collect();
+    Vocab::from_tokenizer_json(&json, &names).map(Arc::new).map_err(|e| e.to_string())
 }

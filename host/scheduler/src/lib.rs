@@ -20,6 +20,7 @@ pub use config::SchedulerConfig;
 pub use core::PoolAudit;
 pub use handle::{Generated, GenerationStream, Scheduler};
 pub use request::{
-    ChoiceScore, Event, FinishReason, GenerateRequest, SchedulerError, ScoreRequest, Usage,
+    ChoiceScore, Constraint, Event, FinishReason, GenerateRequest, SchedulerError, ScoreRequest,
+    Usage,
 };
 pub use stats::SchedulerStats;

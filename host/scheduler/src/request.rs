@@ -16,8 +16,23 @@ pub struct GenerateRequest {
     pub stop_strings: Vec<String>,
     /// Generation also stops at these ids (besides the model's end-of-sequence ids).
     pub stop_token_ids: Vec<u32>,
-    /// Keep going past end-of-sequence ids (benchmarks).
+    /// Keep going past end-of-sequence ids (benchmarks). A constrained
+    /// request still ends where its constraint is complete.
     pub ignore_eos: bool,
+    /// Restrict the output to a regular language.
+    pub constraint: Option<Constraint>,
+}
+
+/// A constraint on generated text, compiled to a token automaton.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Constraint {
+    /// The whole output matches this regex (`regex` crate syntax).
+    Regex(String),
+    /// The output is JSON valid under this JSON Schema (the schema's text,
+    /// whose property order is kept).
+    JsonSchema(String),
+    /// The output is exactly one of these strings.
+    Choices(Vec<String>),
 }
 
 impl GenerateRequest {
@@ -31,6 +46,7 @@ impl GenerateRequest {
             stop_strings: Vec::new(),
             stop_token_ids: Vec::new(),
             ignore_eos: false,
+            constraint: None,
         }
     }
 }

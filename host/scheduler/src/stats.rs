@@ -18,4 +18,12 @@ pub struct SchedulerStats {
     pub pool_slots: usize,
     pub free_slots: usize,
     pub cache: CacheStats,
+    /// Tokens chosen by sampling under a constraint.
+    pub constrained_sampled_tokens: u64,
+    /// Tokens appended by jump-forward without a decoding step of their own.
+    pub jump_forward_tokens: u64,
+    /// Token-mask computation and application per sampled constrained token,
+    /// over the most recent samples, in microseconds.
+    pub mask_us_p50: f64,
+    pub mask_us_p99: f64,
 }

@@ -13,11 +13,26 @@ use std::time::Instant;
 pub enum BenchCmd {
     /// Engine forward-pass throughput: prefill and decode tokens/s at several batch sizes.
     Engine(EngineArgs),
+    /// A long shared few-shot prefix with many short questions, cache on vs off.
+    FewShot(super::workloads::WorkloadArgs),
+    /// Multi-turn chats resending their history, cache on vs off.
+    MultiTurn(super::workloads::WorkloadArgs),
+    /// Tree-of-thought forks (3 x 3 branches), cache on vs off.
+    Branching(super::workloads::WorkloadArgs),
+    /// Prompts sharing nothing (the control), cache on vs off.
+    NoSharing(super::workloads::WorkloadArgs),
+    /// JSON decoding under a schema, jump-forward on vs off.
+    Json(super::json_bench::JsonArgs),
 }
 
 pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Engine(a) => engine(a),
+        BenchCmd::FewShot(a) => super::workloads::run(super::workloads::Workload::FewShot, a),
+        BenchCmd::MultiTurn(a) => super::workloads::run(super::workloads::Workload::MultiTurn, a),
+        BenchCmd::Branching(a) => super::workloads::run(super::workloads::Workload::Branching, a),
+        BenchCmd::NoSharing(a) => super::workloads::run(super::workloads::Workload::NoSharing, a),
+        BenchCmd::Json(a) => super::json_bench::run(a),
     }
 }
 

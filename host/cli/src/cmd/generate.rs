@@ -1,8 +1,8 @@
 //! `arbor generate`.
 
 use anyhow::{Context, Result, bail};
-use arbor_engine::generate::{GenRequest, generate};
 use arbor_engine::{Device, Engine, EngineOptions, SamplingParams};
+use arbor_scheduler::{Constraint, GenerateRequest, Namespace, Scheduler, SchedulerConfig};
 use std::path::PathBuf;
 
 /// Continue a prompt with a model directory (greedy with --temperature 0).
@@ -50,14 +50,17 @@ pub struct Args {
     /// Run on this CUDA device instead of the CPU.
     #[arg(long)]
     cuda: Option<i32>,
+    /// Constrain the output to match this regex.
+    #[arg(long, conflicts_with = "json_schema")]
+    regex: Option<String>,
+    /// Constrain the output to JSON valid under the JSON Schema in this file.
+    #[arg(long)]
+    json_schema: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let opts = EngineOptions {
-        device: a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu),
-        kv_slots: 0,
-        ..Default::default()
-    };
+    let opts =
+        EngineOptions { device: a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu), kv_slots: 0, ..Default::default() };
     let meta = arbor_engine::engine::read_meta(&a.model)?;
     let opts = EngineOptions { kv_slots: meta.config.max_position_embeddings.min(65536), ..opts };
     let mut engine = Engine::open(&a.model, &opts)?;
@@ -83,8 +86,20 @@ pub fn run(a: Args) -> Result<()> {
         presence_penalty: a.presence_penalty,
         seed: a.seed,
     };
-    let req = GenRequest { prompt, max_tokens: a.max_tokens, sampling, stop_strings: a.stop, ignore_eos: a.ignore_eos };
-    let out = generate(&mut engine, &[req], 512)?.pop().context("no output")?;
+    let constraint = match (a.regex, a.json_schema) {
+        (Some(r), _) => Some(Constraint::Regex(r)),
+        (None, Some(path)) => Some(Constraint::JsonSchema(
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?,
+        )),
+        (None, None) => None,
+    };
+    let scheduler = Scheduler::start(engine, SchedulerConfig::default());
+    let mut req = GenerateRequest::new(Namespace::PUBLIC, prompt, a.max_tokens);
+    req.sampling = sampling;
+    req.stop_strings = a.stop;
+    req.ignore_eos = a.ignore_eos;
+    req.constraint = constraint;
+    let out = scheduler.generate(req)?.blocking_collect()?;
     if a.ids {
         let s: Vec<String> = out.tokens.iter().map(|t| t.to_string()).collect();
         println!("{}", s.join(","));

@@ -4,6 +4,8 @@ mod bench;
 mod demo;
 mod export;
 mod generate;
+mod json_bench;
+mod workloads;
 
 use clap::{Parser, Subcommand};
 

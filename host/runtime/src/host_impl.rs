@@ -135,7 +135,7 @@ impl lm::HostState for RunCtx {
             Ok(id) => id,
             Err(e) => return wit(Err(e)),
         };
-        let handle = StateHandle::spawn(&self.run, id, None, None);
+        let handle = StateHandle::spawn(&self.run, id, None, None, 0);
         Ok(Ok(self.table.push(handle)?))
     }
 

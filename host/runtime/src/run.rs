@@ -186,7 +186,9 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|c| &mut c.limiter);
-        let deadline = started + limits.deadline;
+        // Far enough to mean "none" without overflowing `Instant`.
+        const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+        let deadline = started + limits.deadline.min(NEVER);
         let cancel = options.cancel.unwrap_or_default();
         let epoch_cancel = cancel.clone();
         // Every store needs a deadline once epochs are on; checking the
@@ -249,13 +251,11 @@ impl Runtime {
 }
 
 fn classify(f: Failure, store: &Store<RunCtx>, limits: &Limits) -> RunError {
-    let e = match f {
+    let (e, instantiating) = match f {
         Failure::Deadline => return RunError::Deadline(limits.deadline),
         Failure::Cancelled => return RunError::Cancelled,
-        Failure::Instantiate(e) if store.data().limiter.hit.is_none() => {
-            return RunError::Start(format!("{e:#}"));
-        }
-        Failure::Instantiate(e) | Failure::Call(e) => e,
+        Failure::Instantiate(e) => (e, true),
+        Failure::Call(e) => (e, false),
     };
     if let Some(i) = e.downcast_ref::<Interrupt>() {
         return match i {
@@ -265,6 +265,10 @@ fn classify(f: Failure, store: &Store<RunCtx>, limits: &Limits) -> RunError {
     }
     if let Some(hit) = &store.data().limiter.hit {
         return RunError::MemoryLimit(hit.clone());
+    }
+    if instantiating {
+        // Most often every instance slot of the pool is taken.
+        return RunError::Start(format!("{e:#}"));
     }
     if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return RunError::Trap(format!("the program called exit({})", exit.0));

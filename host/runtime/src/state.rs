@@ -89,6 +89,10 @@ pub struct StateHandle {
     _alive: watch::Sender<()>,
     /// The role of the message opened by `begin-message`, if any.
     pub(crate) open_message: Option<Role>,
+    /// Tokens the state will have at least once its queue is done (only
+    /// generation adds an unknown number). Checking it at the call bounds
+    /// what a guest can pile up in the queue behind a slow generation.
+    min_tokens: usize,
     run: Arc<RunShared>,
 }
 
@@ -101,6 +105,7 @@ impl StateHandle {
         id: u64,
         init: Option<oneshot::Receiver<Result<StateData, LmError>>>,
         open_message: Option<Role>,
+        min_tokens: usize,
     ) -> StateHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         let (alive_tx, alive_rx) = watch::channel(());
@@ -120,12 +125,26 @@ impl StateHandle {
             last_fork,
             _alive: alive_tx,
             open_message,
+            min_tokens,
             run: run.clone(),
         }
     }
 
     /// Queues an extending command, waiting if the run's queue is full.
     pub(crate) async fn submit(&mut self, command: Command) -> Result<(), LmError> {
+        let adds = match &command {
+            Command::Append { tokens, .. } => tokens.len(),
+            Command::Select { choices, .. } => choices.iter().map(|(_, t)| t.len()).min().unwrap_or(0),
+            Command::Generate { .. } | Command::Fork { .. } | Command::Read { .. } => 0,
+        };
+        let max = self.run.limits.max_state_tokens as usize;
+        if self.min_tokens + adds > max {
+            return Err(LmError::LimitExceeded(format!(
+                "a state would grow to at least {} tokens, limit {max}",
+                self.min_tokens + adds
+            )));
+        }
+        self.min_tokens += adds;
         let permit = self
             .run
             .queue
@@ -149,6 +168,7 @@ impl StateHandle {
                 first_id + i,
                 Some(rx),
                 self.open_message,
+                self.min_tokens,
             ));
         }
         self.last_fork.store(self.next_seq, SeqCst);

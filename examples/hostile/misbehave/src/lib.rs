@@ -10,11 +10,12 @@
 //! - `output N`: returns N bytes.
 //! - `log N`: prints N bytes to stdout and N to stderr.
 //! - `dropped`: drops a state, then uses its handle.
+//! - `tokens N`: queues N generations of 64 tokens, then reads.
 //! - `panic`: panics.
 
 use std::hint::black_box;
 
-use arbor_guest::{State, bindings::lm};
+use arbor_guest::{Gen, State, bindings::lm};
 
 fn arg(input: &str) -> usize {
     input.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
@@ -89,6 +90,14 @@ fn run(input: String) -> Result<String, String> {
             };
             again.append("after drop").map_err(|e| format!("{e:?}"))?;
             Ok("the host accepted a dropped state".into())
+        }
+        "tokens" => {
+            let s = State::new()?;
+            s.append("Once upon a time")?;
+            for i in 0..arg(&input) {
+                s.generate(&format!("g{i}"), Gen::new().max_tokens(64).temperature(1.0).seed(i as u64))?;
+            }
+            Ok(s.text()?)
         }
         "panic" => panic!("deliberate panic"),
         _ => Err(format!("unknown mode {mode:?}")),

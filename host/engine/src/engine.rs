@@ -95,7 +95,7 @@ pub struct EngineStats {
 pub struct Engine {
     session: Session,
     meta: ModelMeta,
-    tokenizer: Tokenizer,
+    tokenizer: std::sync::Arc<Tokenizer>,
     pool: KvPool,
     stats: EngineStats,
 }
@@ -135,7 +135,7 @@ impl Engine {
         if have != want {
             bail!("{} has {have} bytes but arbor.json implies {want}; export the model again", weights.display());
         }
-        let tokenizer = Tokenizer::load(dir, &cfg.eos_token_ids, cfg.bos_token_id)?;
+        let tokenizer = std::sync::Arc::new(Tokenizer::load(dir, &cfg.eos_token_ids, cfg.bos_token_id)?);
         let env = crate::ort_env::environment()?;
         let mut b = Session::builder(&env)
             .map_err(|e| anyhow!("{e}"))?
@@ -167,6 +167,11 @@ impl Engine {
 
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+
+    /// A shared handle on the tokenizer, for threads other than the engine's.
+    pub fn tokenizer_handle(&self) -> std::sync::Arc<Tokenizer> {
+        self.tokenizer.clone()
     }
 
     /// Number of slots in the KV pool.

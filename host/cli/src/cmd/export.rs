@@ -1,8 +1,8 @@
 //! `arbor export`.
 
 use anyhow::{Result, bail};
-use arbor_engine::export::{self, WeightDtype};
 use arbor_engine::Preset;
+use arbor_engine::export::{self, WeightDtype};
 use std::path::PathBuf;
 
 /// Make an Arbor model directory from a Hugging Face checkpoint or a random-weight preset.

@@ -69,7 +69,7 @@ def test_errors_surface_as_openai_errors(server):
 
 
 def test_json_schema_response_parses(server):
-    schema = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"],
+    schema = {"type": "object", "properties": {"answer": {"type": "boolean"}}, "required": ["answer"],
               "additionalProperties": False}
     try:
         r = client(server).chat.completions.create(
@@ -80,4 +80,5 @@ def test_json_schema_response_parses(server):
             pytest.skip("constrained decoding has not landed in the scheduler yet")
         raise
     value = json.loads(r.choices[0].message.content)
-    assert isinstance(value["answer"], int)
+    assert isinstance(value["answer"], bool)
+    assert r.choices[0].finish_reason == "stop"

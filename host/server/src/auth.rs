@@ -42,20 +42,35 @@ pub struct Tenant {
 impl FromRequestParts<Arc<AppState>> for Tenant {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
         let key = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
-        let row = state.db.tenant_by_key_hash(&hash_key(key)).map_err(ApiError::internal)?;
+        let row = state
+            .db
+            .tenant_by_key_hash(&hash_key(key))
+            .map_err(ApiError::internal)?;
         match row {
-            Some(t) => Ok(Tenant { id: t.id, name: t.name }),
+            Some(t) => Ok(Tenant {
+                id: t.id,
+                name: t.name,
+            }),
             None => {
-                state.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                state
+                    .metrics
+                    .auth_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Err(ApiError::unauthorized())
             }
         }

@@ -2,9 +2,12 @@
 //! so that programs share its batching, its radix cache and its namespaces.
 
 use arbor_runtime::{
-    BackendError, ChoiceScore, Finish, GenerateOptions, Generated, LmBackend, Namespace, Role, TokenSink,
+    BackendError, ChoiceScore, Finish, GenerateOptions, Generated, LmBackend, Namespace, Role,
+    TokenSink,
 };
-use arbor_scheduler::{Event, FinishReason, GenerateRequest, Scheduler, SchedulerError, ScoreRequest};
+use arbor_scheduler::{
+    Event, FinishReason, GenerateRequest, Scheduler, SchedulerError, ScoreRequest,
+};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
@@ -39,7 +42,10 @@ fn backend_error(e: SchedulerError) -> BackendError {
 
 impl LmBackend for SchedulerBackend {
     fn tokenize(&self, text: &str) -> Result<Vec<u32>, BackendError> {
-        self.scheduler.tokenizer().encode(text).map_err(|e| BackendError::InvalidRequest(format!("{e:#}")))
+        self.scheduler
+            .tokenizer()
+            .encode(text)
+            .map_err(|e| BackendError::InvalidRequest(format!("{e:#}")))
     }
 
     fn detokenize(&self, ids: &[u32]) -> String {
@@ -52,7 +58,10 @@ impl LmBackend for SchedulerBackend {
             Role::User => "user",
             Role::Assistant => "assistant",
         };
-        let msg = arbor_engine::tokenizer::ChatMessage { role: role.into(), content: content.into() };
+        let msg = arbor_engine::tokenizer::ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        };
         self.scheduler
             .tokenizer()
             .apply_chat_template(&[msg], false)
@@ -68,11 +77,12 @@ impl LmBackend for SchedulerBackend {
     ) -> BoxFuture<'static, Result<Generated, BackendError>> {
         let scheduler = self.scheduler.clone();
         async move {
-            if options.constraint.is_some() {
-                return Err(BackendError::BadConstraint(
-                    "constrained generation is not available in the scheduler yet".into(),
-                ));
-            }
+            let constraint = options.constraint.clone().map(|c| match c {
+                arbor_runtime::Constraint::Regex(r) => arbor_scheduler::Constraint::Regex(r),
+                arbor_runtime::Constraint::JsonSchema(s) => {
+                    arbor_scheduler::Constraint::JsonSchema(s)
+                }
+            });
             let req = GenerateRequest {
                 sampling: arbor_engine::SamplingParams {
                     temperature: options.temperature,
@@ -82,7 +92,12 @@ impl LmBackend for SchedulerBackend {
                     ..Default::default()
                 },
                 stop_strings: options.stop.clone(),
-                ..GenerateRequest::new(namespace(&namespace_id)?, prompt, options.max_tokens as usize)
+                constraint,
+                ..GenerateRequest::new(
+                    namespace(&namespace_id)?,
+                    prompt,
+                    options.max_tokens as usize,
+                )
             };
             let mut stream = scheduler.generate(req).map_err(backend_error)?;
             while let Some(ev) = stream.next().await {
@@ -92,18 +107,29 @@ impl LmBackend for SchedulerBackend {
                             s(&[id]);
                         }
                     }
-                    Event::Done { text, tokens, finish, .. } => {
+                    Event::Done {
+                        text,
+                        tokens,
+                        finish,
+                        ..
+                    } => {
                         let full = scheduler.tokenizer().decode(&tokens);
                         let finish = match finish {
                             FinishReason::Length => Finish::Length,
                             // The scheduler cuts the stop string from `text`;
                             // a shorter text than the tokens' means one matched.
-                            FinishReason::Stop if text.len() < full.len() && full.starts_with(&text) => {
+                            FinishReason::Stop
+                                if text.len() < full.len() && full.starts_with(&text) =>
+                            {
                                 Finish::Stop { offset: text.len() }
                             }
                             FinishReason::Stop => Finish::EndOfSequence,
                         };
-                        return Ok(Generated { tokens, text: full, finish });
+                        return Ok(Generated {
+                            tokens,
+                            text: full,
+                            finish,
+                        });
                     }
                     Event::Error(e) => return Err(backend_error(e)),
                 }
@@ -121,9 +147,19 @@ impl LmBackend for SchedulerBackend {
     ) -> BoxFuture<'static, Result<Vec<ChoiceScore>, BackendError>> {
         let scheduler = self.scheduler.clone();
         async move {
-            let req = ScoreRequest { namespace: namespace(&namespace_id)?, prompt, choices };
+            let req = ScoreRequest {
+                namespace: namespace(&namespace_id)?,
+                prompt,
+                choices,
+            };
             let scores = scheduler.score(req).await.map_err(backend_error)?;
-            Ok(scores.into_iter().map(|s| ChoiceScore { logprob: s.logprob, tokens: s.tokens as u32 }).collect())
+            Ok(scores
+                .into_iter()
+                .map(|s| ChoiceScore {
+                    logprob: s.logprob,
+                    tokens: s.tokens as u32,
+                })
+                .collect())
         }
         .boxed()
     }

@@ -20,7 +20,10 @@ impl FromRequest<Arc<AppState>> for Body {
         match tokio::time::timeout(state.body_timeout, Bytes::from_request(req, state)).await {
             Err(_) => Err(ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
-                format!("the request body did not arrive within {:?}", state.body_timeout),
+                format!(
+                    "the request body did not arrive within {:?}",
+                    state.body_timeout
+                ),
             )),
             Ok(Err(e)) => {
                 let status = e.status();
@@ -51,7 +54,10 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
 /// Parses JSON with a message that says where it went wrong.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
-        return Err(ApiError::bad_request("the request body is empty; expected a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body is empty; expected a JSON object",
+        ));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }

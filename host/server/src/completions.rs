@@ -14,7 +14,9 @@ use crate::sse::{self, StopHoldback};
 use crate::state::AppState;
 use arbor_engine::SamplingParams;
 use arbor_engine::tokenizer::ChatMessage;
-use arbor_scheduler::{Event, FinishReason, GenerateRequest, GenerationStream, Namespace};
+use arbor_scheduler::{
+    Constraint, Event, FinishReason, GenerateRequest, GenerationStream, Namespace,
+};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use rand::RngCore;
@@ -47,7 +49,9 @@ pub async fn completions(
 ) -> Result<Response, ApiError> {
     check_model(&state, &req.model)?;
     if req.logprobs.is_some_and(|l| l > 0) {
-        return Err(ApiError::bad_request("logprobs are not supported by this server yet"));
+        return Err(ApiError::bad_request(
+            "logprobs are not supported by this server yet",
+        ));
     }
     if req.echo == Some(true) {
         return Err(ApiError::bad_request("echo is not supported"));
@@ -55,12 +59,23 @@ pub async fn completions(
     let tok = state.scheduler.tokenizer().clone();
     let prompts: Vec<Vec<u32>> = match req.prompt.clone() {
         Prompt::Text(t) => vec![encode(&tok, &t)?],
-        Prompt::Texts(ts) => ts.iter().map(|t| encode(&tok, t)).collect::<Result<_, _>>()?,
+        Prompt::Texts(ts) => ts
+            .iter()
+            .map(|t| encode(&tok, t))
+            .collect::<Result<_, _>>()?,
         Prompt::Tokens(ids) => vec![ids],
         Prompt::TokenLists(l) => l,
     };
     // OpenAI's default for the legacy endpoint.
-    let plan = plan(&state, &tenant, Kind::Text, &req.model, prompts, &req.common(), 16)?;
+    let plan = plan(
+        &state,
+        &tenant,
+        Kind::Text,
+        &req.model,
+        prompts,
+        &req.common(),
+        16,
+    )?;
     execute(state, tenant, plan).await
 }
 
@@ -71,16 +86,35 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     check_model(&state, &req.model)?;
     if req.logprobs == Some(true) || req.top_logprobs.is_some_and(|n| n > 0) {
-        return Err(ApiError::bad_request("logprobs are not supported by this server yet"));
+        return Err(ApiError::bad_request(
+            "logprobs are not supported by this server yet",
+        ));
     }
-    if let Some(f) = &req.response_format
-        && f.kind != "text"
-    {
-        return Err(ApiError::bad_request(format!(
-            "response_format {:?} is not supported by this server yet (constrained decoding is pending)",
-            f.kind
-        )));
-    }
+    let constraint = match &req.response_format {
+        None => None,
+        Some(f) => match (f.kind.as_str(), &f.json_schema) {
+            ("text", _) => None,
+            ("json_object", _) => Some(Constraint::JsonSchema(r#"{"type":"object"}"#.into())),
+            ("json_schema", Some(js)) => match &js.schema {
+                Some(schema) => Some(Constraint::JsonSchema(schema.to_string())),
+                None => {
+                    return Err(ApiError::bad_request(
+                        "response_format.json_schema.schema is required",
+                    ));
+                }
+            },
+            ("json_schema", None) => {
+                return Err(ApiError::bad_request(
+                    "response_format.json_schema is required",
+                ));
+            }
+            (other, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "unsupported response_format type {other:?}"
+                )));
+            }
+        },
+    };
     if req.messages.is_empty() {
         return Err(ApiError::bad_request("messages must not be empty"));
     }
@@ -90,7 +124,11 @@ pub async fn chat_completions(
             "system" | "developer" => "system",
             "user" => "user",
             "assistant" => "assistant",
-            other => return Err(ApiError::bad_request(format!("unsupported message role {other:?}"))),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unsupported message role {other:?}"
+                )));
+            }
         };
         let content = match &m.content {
             None => String::new(),
@@ -100,33 +138,62 @@ pub async fn chat_completions(
                 for p in parts {
                     match (p.kind.as_str(), &p.text) {
                         ("text", Some(t)) => s.push_str(t),
-                        (k, _) => return Err(ApiError::bad_request(format!("unsupported content part {k:?}"))),
+                        (k, _) => {
+                            return Err(ApiError::bad_request(format!(
+                                "unsupported content part {k:?}"
+                            )));
+                        }
                     }
                 }
                 s
             }
         };
-        msgs.push(ChatMessage { role: role.into(), content });
+        msgs.push(ChatMessage {
+            role: role.into(),
+            content,
+        });
     }
     let tok = state.scheduler.tokenizer().clone();
-    let text = tok.apply_chat_template(&msgs, true).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    let text = tok
+        .apply_chat_template(&msgs, true)
+        .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
     let prompt = encode(&tok, &text)?;
     let default_max = state.quotas.max_tokens_per_request;
-    let plan = plan(&state, &tenant, Kind::Chat, &req.model, vec![prompt], &req.common(), default_max)?;
+    let mut plan = plan(
+        &state,
+        &tenant,
+        Kind::Chat,
+        &req.model,
+        vec![prompt],
+        &req.common(),
+        default_max,
+    )?;
+    for r in &mut plan.requests {
+        r.constraint = constraint.clone();
+    }
     execute(state, tenant, plan).await
 }
 
 fn check_model(state: &AppState, model: &str) -> Result<(), ApiError> {
     if model != state.model_name {
-        return Err(ApiError::not_found(&format!("model {model:?} (this server serves {:?})", state.model_name)));
+        return Err(ApiError::not_found(&format!(
+            "model {model:?} (this server serves {:?})",
+            state.model_name
+        )));
     }
     Ok(())
 }
 
 /// Text to ids, with the model's BOS in front as in training.
 fn encode(tok: &arbor_engine::Tokenizer, text: &str) -> Result<Vec<u32>, ApiError> {
-    let ids = tok.encode(text).map_err(|e| ApiError::bad_request(format!("cannot tokenize the prompt: {e:#}")))?;
-    let mut out: Vec<u32> = tok.bos_id().filter(|b| ids.first() != Some(b)).into_iter().collect();
+    let ids = tok
+        .encode(text)
+        .map_err(|e| ApiError::bad_request(format!("cannot tokenize the prompt: {e:#}")))?;
+    let mut out: Vec<u32> = tok
+        .bos_id()
+        .filter(|b| ids.first() != Some(b))
+        .into_iter()
+        .collect();
     out.extend(ids);
     Ok(out)
 }
@@ -171,7 +238,9 @@ fn plan(
     }
     let stops = c.stop.clone().map(|s| s.into_vec()).unwrap_or_default();
     if stops.len() > 4 || stops.iter().any(|s| s.is_empty() || s.len() > 256) {
-        return Err(ApiError::bad_request("stop takes up to 4 non-empty strings of at most 256 bytes"));
+        return Err(ApiError::bad_request(
+            "stop takes up to 4 non-empty strings of at most 256 bytes",
+        ));
     }
     let seed = c.seed.unwrap_or_else(|| rand::rng().next_u64());
     let mut requests = Vec::with_capacity(n * prompts.len());
@@ -210,7 +279,11 @@ fn plan(
     }
     let mut idb = [0u8; 12];
     rand::rng().fill_bytes(&mut idb);
-    let prefix = if kind == Kind::Chat { "chatcmpl-" } else { "cmpl-" };
+    let prefix = if kind == Kind::Chat {
+        "chatcmpl-"
+    } else {
+        "cmpl-"
+    };
     Ok(Plan {
         kind,
         id: format!("{prefix}{}", hex(&idb)),
@@ -277,7 +350,10 @@ async fn whole(
         match r {
             Ok(g) => {
                 // Prompts shared by several choices are counted once per prompt.
-                if plan.requests[..i].iter().all(|p| p.prompt != plan.requests[i].prompt) {
+                if plan.requests[..i]
+                    .iter()
+                    .all(|p| p.prompt != plan.requests[i].prompt)
+                {
                     usage.prompt_tokens += g.usage.prompt_tokens;
                 }
                 usage.completion_tokens += g.usage.completion_tokens;
@@ -299,7 +375,11 @@ async fn whole(
     if let Some(e) = failure {
         return Err(e.into());
     }
-    let object = if plan.kind == Kind::Chat { "chat.completion" } else { "text_completion" };
+    let object = if plan.kind == Kind::Chat {
+        "chat.completion"
+    } else {
+        "text_completion"
+    };
     Ok(axum::Json(json!({
         "id": plan.id,
         "object": object,
@@ -314,7 +394,11 @@ async fn whole(
 
 /// One chunk of either endpoint's stream.
 fn chunk(plan_kind: Kind, id: &str, model: &str, created: i64, choice: Value) -> String {
-    let object = if plan_kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
+    let object = if plan_kind == Kind::Chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
     json!({"id": id, "object": object, "created": created, "model": model, "system_fingerprint": null, "choices": [choice]})
         .to_string()
 }
@@ -380,7 +464,10 @@ fn stream(
         let mut usage = UsageOut::default();
         for (i, t) in tasks.into_iter().enumerate() {
             if let Ok(Some(u)) = t.await {
-                if plan.requests[..i].iter().all(|p| p.prompt != plan.requests[i].prompt) {
+                if plan.requests[..i]
+                    .iter()
+                    .all(|p| p.prompt != plan.requests[i].prompt)
+                {
                     usage.prompt_tokens += u.prompt_tokens;
                 }
                 usage.completion_tokens += u.completion_tokens;
@@ -390,7 +477,11 @@ fn stream(
         usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
         charge(&state, &tenant, &usage);
         if plan.include_usage {
-            let object = if plan.kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
+            let object = if plan.kind == Kind::Chat {
+                "chat.completion.chunk"
+            } else {
+                "text_completion"
+            };
             let v = json!({"id": plan.id, "object": object, "created": created, "model": plan.model, "system_fingerprint": null, "choices": [], "usage": usage});
             let _ = tx.send(v.to_string()).await;
         }

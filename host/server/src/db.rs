@@ -47,7 +47,10 @@ pub struct RunRow {
 pub struct Db(Arc<Mutex<Connection>>);
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 const SCHEMA: &str = "
@@ -88,7 +91,8 @@ impl Db {
     pub fn open(data: &Path) -> Result<Db> {
         std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
         let path = data.join("arbor.db");
-        let conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let conn =
+            Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -104,13 +108,14 @@ impl Db {
 
     pub fn create_tenant(&self, name: &str, key_hash: &str) -> Result<i64> {
         let c = self.conn();
-        c.execute("INSERT INTO tenants (name, key_hash, created_at) VALUES (?1, ?2, ?3)", params![
-            name,
-            key_hash,
-            now()
-        ])
+        c.execute(
+            "INSERT INTO tenants (name, key_hash, created_at) VALUES (?1, ?2, ?3)",
+            params![name, key_hash, now()],
+        )
         .map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 anyhow::anyhow!("a tenant named {name:?} already exists")
             }
             e => e.into(),
@@ -120,7 +125,8 @@ impl Db {
 
     pub fn list_tenants(&self) -> Result<Vec<TenantRow>> {
         let c = self.conn();
-        let mut st = c.prepare("SELECT id, name, created_at, revoked_at FROM tenants ORDER BY id")?;
+        let mut st =
+            c.prepare("SELECT id, name, created_at, revoked_at FROM tenants ORDER BY id")?;
         let rows = st.query_map([], |r| {
             Ok(TenantRow {
                 id: r.get(0)?,
@@ -147,13 +153,24 @@ impl Db {
         Ok(c.query_row(
             "SELECT id, name, created_at FROM tenants WHERE key_hash = ?1 AND revoked_at IS NULL",
             params![key_hash],
-            |r| Ok(TenantRow { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)?, revoked: false }),
+            |r| {
+                Ok(TenantRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                    revoked: false,
+                })
+            },
         )
         .optional()?)
     }
 
     pub fn tenant_names(&self) -> Result<Vec<(i64, String)>> {
-        Ok(self.list_tenants()?.into_iter().map(|t| (t.id, t.name)).collect())
+        Ok(self
+            .list_tenants()?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect())
     }
 
     /// Records a program; false when the tenant already had it.
@@ -171,7 +188,13 @@ impl Db {
             .query_row(
                 "SELECT id, size, created_at FROM programs WHERE tenant_id = ?1 AND id = ?2",
                 params![tenant, id],
-                |r| Ok(ProgramRow { id: r.get(0)?, size: r.get(1)?, created_at: r.get(2)? }),
+                |r| {
+                    Ok(ProgramRow {
+                        id: r.get(0)?,
+                        size: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
             )
             .optional()?)
     }
@@ -180,14 +203,22 @@ impl Db {
         let c = self.conn();
         let mut st =
             c.prepare("SELECT id, size, created_at FROM programs WHERE tenant_id = ?1 ORDER BY created_at, id")?;
-        let rows =
-            st.query_map(params![tenant], |r| Ok(ProgramRow { id: r.get(0)?, size: r.get(1)?, created_at: r.get(2)? }))?;
+        let rows = st.query_map(params![tenant], |r| {
+            Ok(ProgramRow {
+                id: r.get(0)?,
+                size: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn count_programs(&self, tenant: i64) -> Result<usize> {
-        let n: i64 =
-            self.conn().query_row("SELECT COUNT(*) FROM programs WHERE tenant_id = ?1", params![tenant], |r| r.get(0))?;
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM programs WHERE tenant_id = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )?;
         Ok(n as usize)
     }
 
@@ -195,14 +226,28 @@ impl Db {
     /// any tenant still references the same content.
     pub fn delete_program(&self, tenant: i64, id: &str) -> Result<(bool, bool)> {
         let c = self.conn();
-        let n = c.execute("DELETE FROM programs WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])?;
-        let still: i64 = c.query_row("SELECT COUNT(*) FROM programs WHERE id = ?1", params![id], |r| r.get(0))?;
+        let n = c.execute(
+            "DELETE FROM programs WHERE tenant_id = ?1 AND id = ?2",
+            params![tenant, id],
+        )?;
+        let still: i64 = c.query_row(
+            "SELECT COUNT(*) FROM programs WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )?;
         Ok((n == 1, still > 0))
     }
 
     /// Inserts a run unless the tenant already used this idempotency key,
     /// in which case the earlier run's id comes back.
-    pub fn insert_run(&self, tenant: i64, id: &str, program: &str, input: &str, idem: Option<&str>) -> Result<Result<(), String>> {
+    pub fn insert_run(
+        &self,
+        tenant: i64,
+        id: &str,
+        program: &str,
+        input: &str,
+        idem: Option<&str>,
+    ) -> Result<Result<(), String>> {
         let c = self.conn();
         if let Some(k) = idem {
             let prior: Option<String> = c
@@ -226,9 +271,11 @@ impl Db {
     pub fn run_by_idempotency_key(&self, tenant: i64, key: &str) -> Result<Option<String>> {
         Ok(self
             .conn()
-            .query_row("SELECT id FROM runs WHERE tenant_id = ?1 AND idempotency_key = ?2", params![tenant, key], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT id FROM runs WHERE tenant_id = ?1 AND idempotency_key = ?2",
+                params![tenant, key],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 

@@ -8,7 +8,7 @@
 //! under the data directory, so a restart keeps tenants, programs and runs.
 
 pub mod auth;
-mod backend;
+pub mod backend;
 mod body;
 mod completions;
 pub mod db;
@@ -98,24 +98,41 @@ impl Server {
         let db = db::Db::open(&cfg.data)?;
         let interrupted = db.fail_interrupted_runs()?;
         if interrupted > 0 {
-            tracing::warn!(runs = interrupted, "marked runs interrupted by the previous process as failed");
+            tracing::warn!(
+                runs = interrupted,
+                "marked runs interrupted by the previous process as failed"
+            );
         }
         let model = cfg.model.clone();
         let (threads, device, kv) = (cfg.threads, cfg.device, cfg.kv_slots);
         let engine = tokio::task::spawn_blocking(move || -> Result<Engine> {
             let meta = arbor_engine::engine::read_meta(&model)?;
-            let kv_slots = if kv == 0 { (meta.config.max_position_embeddings * 4).clamp(1024, 1 << 18) } else { kv };
-            Engine::open(&model, &EngineOptions { kv_slots, threads, device })
+            let kv_slots = if kv == 0 {
+                (meta.config.max_position_embeddings * 4).clamp(1024, 1 << 18)
+            } else {
+                kv
+            };
+            Engine::open(
+                &model,
+                &EngineOptions {
+                    kv_slots,
+                    threads,
+                    device,
+                },
+            )
         })
         .await
         .context("opening the model")??;
         let scheduler = Scheduler::start(engine, cfg.scheduler.clone());
         let model_name = cfg.model_name.clone().unwrap_or_else(|| {
             let p = std::fs::canonicalize(&cfg.model).unwrap_or(cfg.model.clone());
-            p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "arbor".into())
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "arbor".into())
         });
         let programs_dir = cfg.data.join("programs");
-        std::fs::create_dir_all(&programs_dir).with_context(|| format!("creating {}", programs_dir.display()))?;
+        std::fs::create_dir_all(&programs_dir)
+            .with_context(|| format!("creating {}", programs_dir.display()))?;
         let runtime = Runtime::new(
             RuntimeConfig {
                 cache_dir: Some(cfg.data.join("compiled")),
@@ -133,7 +150,11 @@ impl Server {
         });
         let state = Arc::new(AppState {
             db,
-            gate: quota::FairGate::new(cfg.capacity, cfg.quotas.max_concurrent, cfg.quotas.max_queued),
+            gate: quota::FairGate::new(
+                cfg.capacity,
+                cfg.quotas.max_concurrent,
+                cfg.quotas.max_queued,
+            ),
             meter: quota::TokenMeter::new(cfg.quotas.tokens_per_minute),
             quotas: cfg.quotas.clone(),
             metrics: Default::default(),
@@ -151,7 +172,8 @@ impl Server {
             loop {
                 tick.tick().await;
                 let Some(s) = sampler.upgrade() else { break };
-                s.metrics.sample_throughput(s.scheduler.stats().decode_tokens);
+                s.metrics
+                    .sample_throughput(s.scheduler.stats().decode_tokens);
             }
         });
         let app = routes::router(state.clone(), cfg.max_body_bytes);
@@ -168,7 +190,12 @@ impl Server {
                 .await
         });
         tracing::info!(%addr, model = %state.model_name, "serving");
-        Ok(Server { addr, stop: Some(stop), task, state })
+        Ok(Server {
+            addr,
+            stop: Some(stop),
+            task,
+            state,
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -180,20 +207,32 @@ impl Server {
     /// waits for open connections to finish.
     pub async fn shutdown(mut self) -> Result<()> {
         self.state.ready.store(false, Ordering::Relaxed);
-        for h in self.state.live_runs.lock().unwrap_or_else(|p| p.into_inner()).values() {
+        for h in self
+            .state
+            .live_runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
             h.cancel();
         }
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        (&mut self.task).await.context("server task")?.context("serving")?;
+        (&mut self.task)
+            .await
+            .context("server task")?
+            .context("serving")?;
         Ok(())
     }
 
     /// Waits until the server stops on its own (it does not, short of an
     /// I/O failure): for `arbor serve`, which races it against Ctrl-C.
     pub async fn wait(&mut self) -> Result<()> {
-        (&mut self.task).await.context("server task")?.context("serving")?;
+        (&mut self.task)
+            .await
+            .context("server task")?
+            .context("serving")?;
         Ok(())
     }
 }

@@ -50,7 +50,9 @@ impl Metrics {
     fn tokens_per_second(&self) -> f64 {
         let q = self.throughput.lock().unwrap_or_else(|p| p.into_inner());
         match (q.front(), q.back()) {
-            (Some(a), Some(b)) if b.0 > a.0 => (b.1.saturating_sub(a.1)) as f64 / (b.0 - a.0).as_secs_f64(),
+            (Some(a), Some(b)) if b.0 > a.0 => {
+                (b.1.saturating_sub(a.1)) as f64 / (b.0 - a.0).as_secs_f64()
+            }
             _ => 0.0,
         }
     }
@@ -58,16 +60,31 @@ impl Metrics {
 
 /// Middleware counting every response by route template and status (the
 /// template, not the path, so ids do not explode the label set).
-pub async fn count_requests(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "other".into());
+pub async fn count_requests(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "other".into());
     let resp = next.run(req).await;
-    let mut m = state.metrics.requests.lock().unwrap_or_else(|p| p.into_inner());
+    let mut m = state
+        .metrics
+        .requests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     *m.entry((route, resp.status().as_u16())).or_default() += 1;
     resp
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The exposition text for `/metrics`.
@@ -87,64 +104,142 @@ pub fn render(state: &AppState) -> String {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .map(|((r, st), n)| (format!("{{route=\"{}\",status=\"{st}\"}}", escape(r)), *n as f64))
+        .map(|((r, st), n)| {
+            (
+                format!("{{route=\"{}\",status=\"{st}\"}}", escape(r)),
+                *n as f64,
+            )
+        })
         .collect();
-    metric("arbor_http_requests_total", "counter", "HTTP responses by route and status.", reqs);
-    metric("arbor_auth_failures_total", "counter", "Requests with a missing, unknown or revoked key.", vec![(
-        String::new(),
-        m.auth_failures.load(Relaxed) as f64,
-    )]);
-    metric("arbor_generated_tokens_total", "counter", "Tokens decoded by the scheduler.", vec![(
-        String::new(),
-        s.decode_tokens as f64,
-    )]);
-    metric("arbor_prefill_tokens_total", "counter", "Prompt tokens computed (cache misses).", vec![(
-        String::new(),
-        s.prefill_tokens as f64,
-    )]);
-    metric("arbor_tokens_per_second", "gauge", "Decoded tokens per second over the last 10 s.", vec![(
-        String::new(),
-        m.tokens_per_second(),
-    )]);
-    metric("arbor_scheduler_running", "gauge", "Requests running in the scheduler.", vec![(String::new(), s.running as f64)]);
-    metric("arbor_scheduler_waiting", "gauge", "Requests queued in the scheduler.", vec![(String::new(), s.waiting as f64)]);
-    metric("arbor_admission_in_use", "gauge", "Places of the fair gate in use.", vec![(String::new(), gate_running as f64)]);
-    metric("arbor_admission_waiting", "gauge", "Requests waiting at the fair gate (queue depth).", vec![(
-        String::new(),
-        gate_waiting as f64,
-    )]);
-    metric("arbor_kv_pool_slots", "gauge", "Token slots in the KV pool.", vec![(String::new(), s.pool_slots as f64)]);
-    metric("arbor_kv_pool_used_slots", "gauge", "KV pool slots in use (cached or private).", vec![(
-        String::new(),
-        s.pool_slots.saturating_sub(s.free_slots) as f64,
-    )]);
-    metric("arbor_cache_hit_rate", "gauge", "Fraction of queried prompt tokens found in the radix cache.", vec![(
-        String::new(),
-        s.cache.hit_rate(),
-    )]);
-    metric("arbor_cache_hit_tokens_total", "counter", "Prompt tokens served from the radix cache.", vec![(
-        String::new(),
-        s.cache.hit_tokens as f64,
-    )]);
-    metric("arbor_preemptions_total", "counter", "Requests preempted by the scheduler.", vec![(
-        String::new(),
-        s.preemptions as f64,
-    )]);
-    metric("arbor_cancelled_total", "counter", "Generations cancelled (client gone, run cancelled).", vec![(
-        String::new(),
-        s.cancelled as f64,
-    )]);
-    metric("arbor_runs_started_total", "counter", "Program runs started.", vec![(
-        String::new(),
-        m.runs_started.load(Relaxed) as f64,
-    )]);
+    metric(
+        "arbor_http_requests_total",
+        "counter",
+        "HTTP responses by route and status.",
+        reqs,
+    );
+    metric(
+        "arbor_auth_failures_total",
+        "counter",
+        "Requests with a missing, unknown or revoked key.",
+        vec![(String::new(), m.auth_failures.load(Relaxed) as f64)],
+    );
+    metric(
+        "arbor_generated_tokens_total",
+        "counter",
+        "Tokens decoded by the scheduler.",
+        vec![(String::new(), s.decode_tokens as f64)],
+    );
+    metric(
+        "arbor_prefill_tokens_total",
+        "counter",
+        "Prompt tokens computed (cache misses).",
+        vec![(String::new(), s.prefill_tokens as f64)],
+    );
+    metric(
+        "arbor_tokens_per_second",
+        "gauge",
+        "Decoded tokens per second over the last 10 s.",
+        vec![(String::new(), m.tokens_per_second())],
+    );
+    metric(
+        "arbor_scheduler_running",
+        "gauge",
+        "Requests running in the scheduler.",
+        vec![(String::new(), s.running as f64)],
+    );
+    metric(
+        "arbor_scheduler_waiting",
+        "gauge",
+        "Requests queued in the scheduler.",
+        vec![(String::new(), s.waiting as f64)],
+    );
+    metric(
+        "arbor_admission_in_use",
+        "gauge",
+        "Places of the fair gate in use.",
+        vec![(String::new(), gate_running as f64)],
+    );
+    metric(
+        "arbor_admission_waiting",
+        "gauge",
+        "Requests waiting at the fair gate (queue depth).",
+        vec![(String::new(), gate_waiting as f64)],
+    );
+    metric(
+        "arbor_kv_pool_slots",
+        "gauge",
+        "Token slots in the KV pool.",
+        vec![(String::new(), s.pool_slots as f64)],
+    );
+    metric(
+        "arbor_kv_pool_used_slots",
+        "gauge",
+        "KV pool slots in use (cached or private).",
+        vec![(
+            String::new(),
+            s.pool_slots.saturating_sub(s.free_slots) as f64,
+        )],
+    );
+    metric(
+        "arbor_cache_hit_rate",
+        "gauge",
+        "Fraction of queried prompt tokens found in the radix cache.",
+        vec![(String::new(), s.cache.hit_rate())],
+    );
+    metric(
+        "arbor_cache_hit_tokens_total",
+        "counter",
+        "Prompt tokens served from the radix cache.",
+        vec![(String::new(), s.cache.hit_tokens as f64)],
+    );
+    metric(
+        "arbor_preemptions_total",
+        "counter",
+        "Requests preempted by the scheduler.",
+        vec![(String::new(), s.preemptions as f64)],
+    );
+    metric(
+        "arbor_cancelled_total",
+        "counter",
+        "Generations cancelled (client gone, run cancelled).",
+        vec![(String::new(), s.cancelled as f64)],
+    );
+    metric(
+        "arbor_runs_started_total",
+        "counter",
+        "Program runs started.",
+        vec![(String::new(), m.runs_started.load(Relaxed) as f64)],
+    );
     let tenants = m.tenants.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let per = |f: fn(&TenantUsage) -> u64| -> Vec<(String, f64)> {
-        tenants.iter().map(|(t, u)| (format!("{{tenant=\"{}\"}}", escape(t)), f(u) as f64)).collect()
+        tenants
+            .iter()
+            .map(|(t, u)| (format!("{{tenant=\"{}\"}}", escape(t)), f(u) as f64))
+            .collect()
     };
-    metric("arbor_tenant_requests_total", "counter", "Admitted requests per tenant.", per(|u| u.requests));
-    metric("arbor_tenant_refused_total", "counter", "Requests refused by a quota per tenant.", per(|u| u.refused));
-    metric("arbor_tenant_prompt_tokens_total", "counter", "Prompt tokens per tenant.", per(|u| u.prompt_tokens));
-    metric("arbor_tenant_completion_tokens_total", "counter", "Completion tokens per tenant.", per(|u| u.completion_tokens));
+    metric(
+        "arbor_tenant_requests_total",
+        "counter",
+        "Admitted requests per tenant.",
+        per(|u| u.requests),
+    );
+    metric(
+        "arbor_tenant_refused_total",
+        "counter",
+        "Requests refused by a quota per tenant.",
+        per(|u| u.refused),
+    );
+    metric(
+        "arbor_tenant_prompt_tokens_total",
+        "counter",
+        "Prompt tokens per tenant.",
+        per(|u| u.prompt_tokens),
+    );
+    metric(
+        "arbor_tenant_completion_tokens_total",
+        "counter",
+        "Completion tokens per tenant.",
+        per(|u| u.completion_tokens),
+    );
     out
 }

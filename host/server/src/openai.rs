@@ -39,6 +39,7 @@ pub struct StreamOptions {
 }
 
 /// Sampling and stopping parameters shared by both endpoints.
+#[allow(dead_code)]
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Common {
     pub max_tokens: Option<u64>,
@@ -91,6 +92,8 @@ pub struct ContentPart {
     pub text: Option<String>,
 }
 
+/// `name` is accepted (clients send it) but not rendered.
+#[allow(dead_code)]
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Message {
@@ -107,6 +110,8 @@ pub struct ResponseFormat {
     pub json_schema: Option<JsonSchemaFormat>,
 }
 
+/// Only `schema` is used; the rest is accepted because clients send it.
+#[allow(dead_code)]
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JsonSchemaFormat {

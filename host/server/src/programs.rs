@@ -14,20 +14,29 @@ use serde_json::json;
 use std::sync::Arc;
 
 pub fn runtime(state: &AppState) -> Result<Arc<Runtime>, ApiError> {
-    state.runtime.clone().map_err(|e| ApiError::unavailable(format!("the program runtime is unavailable: {e}")))
+    state
+        .runtime
+        .clone()
+        .map_err(|e| ApiError::unavailable(format!("the program runtime is unavailable: {e}")))
 }
 
 /// Program ids are SHA-256 hex digests; anything else cannot name one, and
 /// checking here keeps odd strings away from file paths.
 pub fn valid_id(id: &str) -> bool {
-    id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn load_error(e: LoadError) -> ApiError {
     match e {
         LoadError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
         LoadError::Cache(_) | LoadError::Engine(_) => ApiError::internal(e),
-        _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid program: {e}")),
+        _ => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid program: {e}"),
+        ),
     }
 }
 
@@ -39,17 +48,33 @@ pub async fn load(runtime: Arc<Runtime>, bytes: Vec<u8>) -> Result<Program, ApiE
         .map_err(load_error)
 }
 
-pub async fn upload(State(state): State<Arc<AppState>>, tenant: Tenant, Body(bytes): Body) -> Result<Response, ApiError> {
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    Body(bytes): Body,
+) -> Result<Response, ApiError> {
     let rt = runtime(&state)?;
     if bytes.len() > state.quotas.max_program_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("program is {} bytes; the limit is {}", bytes.len(), state.quotas.max_program_bytes),
+            format!(
+                "program is {} bytes; the limit is {}",
+                bytes.len(),
+                state.quotas.max_program_bytes
+            ),
         ));
     }
-    if state.db.count_programs(tenant.id).map_err(ApiError::internal)? >= state.quotas.max_programs {
+    if state
+        .db
+        .count_programs(tenant.id)
+        .map_err(ApiError::internal)?
+        >= state.quotas.max_programs
+    {
         return Err(ApiError::too_many(
-            format!("program quota reached ({}); delete a program first", state.quotas.max_programs),
+            format!(
+                "program quota reached ({}); delete a program first",
+                state.quotas.max_programs
+            ),
             60,
         ));
     }
@@ -58,20 +83,39 @@ pub async fn upload(State(state): State<Arc<AppState>>, tenant: Tenant, Body(byt
     let path = state.programs_dir.join(format!("{id}.wasm"));
     if !path.exists() {
         // Write then rename, so a crash never leaves a partial program.
-        let tmp = state.programs_dir.join(format!("{id}.tmp{}", std::process::id()));
+        let tmp = state
+            .programs_dir
+            .join(format!("{id}.tmp{}", std::process::id()));
         std::fs::write(&tmp, &bytes).map_err(ApiError::internal)?;
         std::fs::rename(&tmp, &path).map_err(ApiError::internal)?;
     }
-    let created = state.db.insert_program(tenant.id, &id, bytes.len()).map_err(ApiError::internal)?;
-    let row = state.db.get_program(tenant.id, &id).map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("program"))?;
+    let created = state
+        .db
+        .insert_program(tenant.id, &id, bytes.len())
+        .map_err(ApiError::internal)?;
+    let row = state
+        .db
+        .get_program(tenant.id, &id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("program"))?;
     tracing::info!(tenant = %tenant.name, program = %id, size = bytes.len(), created, "program uploaded");
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, axum::Json(json!({"id": row.id, "object": "program", "size": row.size, "created_at": row.created_at})))
         .into_response())
 }
 
-pub async fn list(State(state): State<Arc<AppState>>, tenant: Tenant) -> Result<Response, ApiError> {
-    let rows = state.db.list_programs(tenant.id).map_err(ApiError::internal)?;
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+) -> Result<Response, ApiError> {
+    let rows = state
+        .db
+        .list_programs(tenant.id)
+        .map_err(ApiError::internal)?;
     let data: Vec<_> = rows
         .into_iter()
         .map(|r| json!({"id": r.id, "object": "program", "size": r.size, "created_at": r.created_at}))
@@ -79,21 +123,35 @@ pub async fn list(State(state): State<Arc<AppState>>, tenant: Tenant) -> Result<
     Ok(axum::Json(json!({"object": "list", "data": data})).into_response())
 }
 
-pub async fn get(State(state): State<Arc<AppState>>, tenant: Tenant, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let row = valid_id(&id)
         .then(|| state.db.get_program(tenant.id, &id))
         .transpose()
         .map_err(ApiError::internal)?
         .flatten()
         .ok_or_else(|| ApiError::not_found("program"))?;
-    Ok(axum::Json(json!({"id": row.id, "object": "program", "size": row.size, "created_at": row.created_at})).into_response())
+    Ok(axum::Json(
+        json!({"id": row.id, "object": "program", "size": row.size, "created_at": row.created_at}),
+    )
+    .into_response())
 }
 
-pub async fn delete(State(state): State<Arc<AppState>>, tenant: Tenant, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     if !valid_id(&id) {
         return Err(ApiError::not_found("program"));
     }
-    let (existed, shared) = state.db.delete_program(tenant.id, &id).map_err(ApiError::internal)?;
+    let (existed, shared) = state
+        .db
+        .delete_program(tenant.id, &id)
+        .map_err(ApiError::internal)?;
     if !existed {
         return Err(ApiError::not_found("program"));
     }
@@ -105,7 +163,13 @@ pub async fn delete(State(state): State<Arc<AppState>>, tenant: Tenant, Path(id)
 
 /// The stored bytes of a tenant's program, or 404.
 pub fn read(state: &AppState, tenant: &Tenant, id: &str) -> Result<Vec<u8>, ApiError> {
-    if !valid_id(id) || state.db.get_program(tenant.id, id).map_err(ApiError::internal)?.is_none() {
+    if !valid_id(id)
+        || state
+            .db
+            .get_program(tenant.id, id)
+            .map_err(ApiError::internal)?
+            .is_none()
+    {
         return Err(ApiError::not_found("program"));
     }
     std::fs::read(state.programs_dir.join(format!("{id}.wasm"))).map_err(ApiError::internal)

@@ -121,14 +121,18 @@ impl FairGate {
     pub async fn acquire(&self, tenant: i64) -> Result<Permit, Refused> {
         let rx = {
             let mut g = self.lock();
-            let (in_use, capacity, per_tenant, max_queued) = (g.in_use, g.capacity, g.per_tenant, g.max_queued);
+            let (in_use, capacity, per_tenant, max_queued) =
+                (g.in_use, g.capacity, g.per_tenant, g.max_queued);
             let t = g.tenants.entry(tenant).or_default();
             // Waiters whose client went away hold no place in the queue.
             t.queue.retain(|w| !w.tx.is_closed());
             if t.queue.is_empty() && t.running < per_tenant && in_use < capacity {
                 t.running += 1;
                 g.in_use += 1;
-                return Ok(Permit { gate: Some(self.clone()), tenant });
+                return Ok(Permit {
+                    gate: Some(self.clone()),
+                    tenant,
+                });
             }
             if t.queue.len() >= max_queued {
                 return Err(Refused {
@@ -147,7 +151,10 @@ impl FairGate {
             }
             rx
         };
-        rx.await.map_err(|_| Refused { message: "the server is shutting down".into(), retry_after_s: 5 })
+        rx.await.map_err(|_| Refused {
+            message: "the server is shutting down".into(),
+            retry_after_s: 5,
+        })
     }
 
     fn release(&self, tenant: i64) {
@@ -163,9 +170,13 @@ impl FairGate {
     fn dispatch(&self, g: &mut GateState) {
         let mut idle_turns = 0;
         while g.in_use < g.capacity && idle_turns < g.turn.len() {
-            let Some(tenant) = g.turn.pop_front() else { break };
+            let Some(tenant) = g.turn.pop_front() else {
+                break;
+            };
             let per_tenant = g.per_tenant;
-            let Some(t) = g.tenants.get_mut(&tenant) else { continue };
+            let Some(t) = g.tenants.get_mut(&tenant) else {
+                continue;
+            };
             if t.running >= per_tenant {
                 g.turn.push_back(tenant);
                 idle_turns += 1;
@@ -174,7 +185,10 @@ impl FairGate {
             let mut granted = false;
             while let Some(w) = t.queue.pop_front() {
                 t.running += 1;
-                let permit = Permit { gate: Some(self.clone()), tenant };
+                let permit = Permit {
+                    gate: Some(self.clone()),
+                    tenant,
+                };
                 match w.tx.send(permit) {
                     Ok(()) => {
                         granted = true;
@@ -216,7 +230,10 @@ const WINDOW: Duration = Duration::from_secs(60);
 
 impl TokenMeter {
     pub fn new(limit: u64) -> Self {
-        TokenMeter { limit, used: Mutex::new(HashMap::new()) }
+        TokenMeter {
+            limit,
+            used: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Refuses when the tenant used its tokens for the last minute; the
@@ -225,7 +242,10 @@ impl TokenMeter {
         let mut m = self.used.lock().unwrap_or_else(|p| p.into_inner());
         let q = m.entry(tenant).or_default();
         let now = Instant::now();
-        while q.front().is_some_and(|(t, _)| now.duration_since(*t) >= WINDOW) {
+        while q
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) >= WINDOW)
+        {
             q.pop_front();
         }
         let total: u64 = q.iter().map(|(_, n)| n).sum();
@@ -243,7 +263,10 @@ impl TokenMeter {
             }
         }
         Err(Refused {
-            message: format!("token quota exceeded: {total} of {} tokens used in the last minute", self.limit),
+            message: format!(
+                "token quota exceeded: {total} of {} tokens used in the last minute",
+                self.limit
+            ),
             retry_after_s: wait.as_secs() + 1,
         })
     }
@@ -253,7 +276,9 @@ impl TokenMeter {
             return;
         }
         let mut m = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(tenant).or_default().push_back((Instant::now(), tokens));
+        m.entry(tenant)
+            .or_default()
+            .push_back((Instant::now(), tokens));
     }
 }
 
@@ -303,7 +328,11 @@ mod tests {
         waiting.abort();
         let _ = waiting.await;
         drop(p);
-        assert_eq!(gate.depth().0, 0, "the abandoned waiter must not keep a place");
+        assert_eq!(
+            gate.depth().0,
+            0,
+            "the abandoned waiter must not keep a place"
+        );
         let _again = gate.acquire(7).await.unwrap();
     }
 

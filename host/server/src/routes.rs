@@ -26,17 +26,28 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/chat/completions", post(completions::chat_completions))
         .route(
             "/v1/programs",
-            post(programs::upload).get(programs::list).layer(DefaultBodyLimit::max(upload_limit)),
+            post(programs::upload)
+                .get(programs::list)
+                .layer(DefaultBodyLimit::max(upload_limit)),
         )
-        .route("/v1/programs/{id}", get(programs::get).delete(programs::delete))
+        .route(
+            "/v1/programs/{id}",
+            get(programs::get).delete(programs::delete),
+        )
         .route("/v1/programs/{id}/runs", post(runs::create))
         .route("/v1/runs/{id}", get(runs::get).delete(runs::cancel))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this route",
+            )
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
+        ))
         .with_state(state)
 }
 
@@ -49,7 +60,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>, _tenant: Tenant) -> Response {
-    ([("content-type", "text/plain; version=0.0.4")], metrics::render(&state)).into_response()
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        metrics::render(&state),
+    )
+        .into_response()
 }
 
 async fn models(State(state): State<Arc<AppState>>, _tenant: Tenant) -> Response {

@@ -53,7 +53,11 @@ pub fn run_json(r: &RunRow) -> Value {
 }
 
 fn fetch(state: &AppState, tenant: &Tenant, id: &str) -> Result<RunRow, ApiError> {
-    state.db.get_run(tenant.id, id).map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("run"))
+    state
+        .db
+        .get_run(tenant.id, id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("run"))
 }
 
 pub async fn create(
@@ -70,7 +74,11 @@ pub async fn create(
             v.to_str()
                 .ok()
                 .filter(|k| !k.is_empty() && k.len() <= 255)
-                .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters"))?
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                    )
+                })?
                 .to_string(),
         ),
     };
@@ -98,14 +106,24 @@ pub async fn create(
         ApiError::too_many(r.message, r.retry_after_s)
     })?;
     let program = programs::load(rt.clone(), bytes).await?;
-    match state.db.insert_run(tenant.id, &run_id, &program_id, &input, idem.as_deref()).map_err(ApiError::internal)? {
+    match state
+        .db
+        .insert_run(tenant.id, &run_id, &program_id, &input, idem.as_deref())
+        .map_err(ApiError::internal)?
+    {
         Ok(()) => {}
-        Err(prior) => return Ok(axum::Json(run_json(&fetch(&state, &tenant, &prior)?)).into_response()),
+        Err(prior) => {
+            return Ok(axum::Json(run_json(&fetch(&state, &tenant, &prior)?)).into_response());
+        }
     }
     state.metrics.tenant(&tenant.name, |u| u.requests += 1);
     state.metrics.runs_started.fetch_add(1, Relaxed);
     let cancel = CancelHandle::new();
-    state.live_runs.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.clone(), cancel.clone());
+    state
+        .live_runs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(run_id.clone(), cancel.clone());
     let (etx, erx) = if req.stream {
         let (t, r) = mpsc::unbounded_channel();
         (Some(t), Some(r))
@@ -131,7 +149,11 @@ pub async fn create(
             let outcome = rt.run(&program, &input, options).await;
             drop(permit);
             let row = record(&state, &tenant, &run_id, &outcome);
-            state.live_runs.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
+            state
+                .live_runs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&run_id);
             if let Some(row) = row {
                 let _ = done_tx.send(row);
             }
@@ -147,7 +169,10 @@ pub async fn create(
 }
 
 fn prior_run(state: &AppState, tenant: &Tenant, key: &str) -> Result<Option<RunRow>, ApiError> {
-    let id = state.db.run_by_idempotency_key(tenant.id, key).map_err(ApiError::internal)?;
+    let id = state
+        .db
+        .run_by_idempotency_key(tenant.id, key)
+        .map_err(ApiError::internal)?;
     id.map(|id| fetch(state, tenant, &id)).transpose()
 }
 
@@ -163,8 +188,17 @@ fn record(state: &AppState, tenant: &Tenant, run_id: &str, o: &RunOutcome) -> Op
         u.prompt_tokens += o.stats.prompt_tokens;
         u.completion_tokens += o.stats.generated_tokens;
     });
-    state.meter.charge(tenant.id, o.stats.prompt_tokens + o.stats.generated_tokens);
-    if let Err(e) = state.db.finish_run(run_id, status, output, error.as_deref(), Some(&o.log), stats.as_ref()) {
+    state
+        .meter
+        .charge(tenant.id, o.stats.prompt_tokens + o.stats.generated_tokens);
+    if let Err(e) = state.db.finish_run(
+        run_id,
+        status,
+        output,
+        error.as_deref(),
+        Some(&o.log),
+        stats.as_ref(),
+    ) {
         tracing::error!(run = run_id, error = %e, "could not record a finished run");
     }
     tracing::info!(tenant = %tenant.name, run = run_id, status, "run finished");
@@ -180,15 +214,29 @@ fn stream(
 ) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = mpsc::channel::<Event>(32);
     tokio::spawn(async move {
-        let _ = tx.send(Event::default().event("run").data(json!({"id": run_id}).to_string())).await;
+        let _ = tx
+            .send(
+                Event::default()
+                    .event("run")
+                    .data(json!({"id": run_id}).to_string()),
+            )
+            .await;
         while let Some(ev) = events.recv().await {
             let e = match ev {
-                RunEvent::Text { state, variable, delta } => Event::default()
-                    .event("text")
-                    .data(json!({"state": state, "variable": variable, "delta": delta}).to_string()),
-                RunEvent::Captured { state, variable, value } => Event::default()
-                    .event("captured")
-                    .data(json!({"state": state, "variable": variable, "value": value}).to_string()),
+                RunEvent::Text {
+                    state,
+                    variable,
+                    delta,
+                } => Event::default().event("text").data(
+                    json!({"state": state, "variable": variable, "delta": delta}).to_string(),
+                ),
+                RunEvent::Captured {
+                    state,
+                    variable,
+                    value,
+                } => Event::default().event("captured").data(
+                    json!({"state": state, "variable": variable, "value": value}).to_string(),
+                ),
             };
             // A client that left stops the relay, not the run.
             if tx.send(e).await.is_err() {
@@ -196,22 +244,47 @@ fn stream(
             }
         }
         if let Ok(row) = done.await {
-            let _ = tx.send(Event::default().event("done").data(run_json(&row).to_string())).await;
+            let _ = tx
+                .send(
+                    Event::default()
+                        .event("done")
+                        .data(run_json(&row).to_string()),
+                )
+                .await;
         }
     });
-    let s = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) });
+    let s = futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    );
     Sse::new(s)
 }
 
-pub async fn get(State(state): State<Arc<AppState>>, tenant: Tenant, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(axum::Json(run_json(&fetch(&state, &tenant, &id)?)).into_response())
 }
 
-pub async fn cancel(State(state): State<Arc<AppState>>, tenant: Tenant, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let row = fetch(&state, &tenant, &id)?;
-    if let Some(h) = state.live_runs.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+    if let Some(h) = state
+        .live_runs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+    {
         h.cancel();
-        return Ok((StatusCode::ACCEPTED, axum::Json(json!({"id": id, "object": "run", "status": "cancelling"})))
+        return Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"id": id, "object": "run", "status": "cancelling"})),
+        )
             .into_response());
     }
     Ok(axum::Json(run_json(&row)).into_response())

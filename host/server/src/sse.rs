@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 /// notice on their next send and stop, cancelling their generations.
 pub fn response(rx: mpsc::Receiver<String>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|data| (Ok(Event::default().data(data)), rx))
+        rx.recv()
+            .await
+            .map(|data| (Ok(Event::default().data(data)), rx))
     });
     Sse::new(stream)
 }
@@ -28,7 +30,11 @@ pub struct StopHoldback {
 
 impl StopHoldback {
     pub fn new(stops: Vec<String>) -> Self {
-        StopHoldback { stops, text: String::new(), sent: 0 }
+        StopHoldback {
+            stops,
+            text: String::new(),
+            sent: 0,
+        }
     }
 
     /// Adds generated text; returns what can be sent now.

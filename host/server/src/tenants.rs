@@ -10,7 +10,12 @@ use std::path::Path;
 /// Creates a tenant; returns its API key, which is not stored anywhere.
 pub fn create(data: &Path, name: &str) -> Result<String> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         bail!("tenant names are 1 to 64 characters of letters, digits, '-', '_' and '.'");
     }
     let (key, hash) = new_key();

@@ -10,12 +10,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|r| r.strip_prefix(' '))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or_else(|| panic!("metric {name} missing"))
 }
 
@@ -66,6 +74,23 @@ fn auth_completions_chat_streaming_and_cancel() {
         assert_eq!(chat["object"], "chat.completion");
         assert_eq!(chat["choices"][0]["message"]["role"], "assistant");
         assert!(chat["choices"][0]["finish_reason"].is_string());
+
+        // JSON-schema response format: the content parses and follows the schema.
+        let schema = json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"], "additionalProperties": false});
+        let r = post(addr, "/v1/chat/completions", &key, json!({
+            "model": MODEL, "max_tokens": 48, "temperature": 1.0, "seed": 3,
+            "messages": [{"role": "user", "content": "ok?"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema, "strict": true}}
+        })).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let content = r.json()["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+        let v: Value = serde_json::from_str(&content).unwrap_or_else(|e| panic!("{e}: {content:?}"));
+        assert!(v["ok"].is_boolean(), "{v}");
+        let bad = post(addr, "/v1/chat/completions", &key, json!({
+            "model": MODEL, "messages": [{"role": "user", "content": "x"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "no-such-type"}}}
+        })).await;
+        assert_eq!(bad.status, 400, "{}", bad.text());
 
         // Streaming chat: OpenAI's chunks, the same text as without streaming, then [DONE].
         let s = post(addr, "/v1/chat/completions", &key, json!({
@@ -202,6 +227,33 @@ fn hostile_requests_get_clear_4xx_and_do_not_disturb_others() {
         }
         // The other tenant was never disturbed.
         assert_eq!(post(addr, "/v1/completions", &good, ok).await.status, 200);
+    });
+    h.stop();
+}
+
+#[test]
+fn token_quota_refuses_with_429_and_retry_after_per_tenant() {
+    let data = tempfile::tempdir().unwrap();
+    let greedy = tenant(data.path(), "greedy");
+    let modest = tenant(data.path(), "modest");
+    let mut cfg = config(data.path());
+    cfg.quotas.tokens_per_minute = 20;
+    let h = Harness::start(cfg);
+    let addr = h.addr;
+    rt().block_on(async {
+        let body = json!({"model": MODEL, "prompt": "one two three four", "max_tokens": 24, "temperature": 0});
+        let first = post(addr, "/v1/completions", &greedy, body.clone()).await;
+        assert_eq!(first.status, 200);
+        assert!(first.json()["usage"]["total_tokens"].as_u64().unwrap() >= 20, "the test needs the quota used up");
+        let refused = post(addr, "/v1/completions", &greedy, body.clone()).await;
+        assert_eq!(refused.status, 429, "{}", refused.text());
+        let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=61).contains(&retry));
+        assert_eq!(refused.json()["error"]["type"], "rate_limit_error");
+        // Quotas are per tenant.
+        assert_eq!(post(addr, "/v1/completions", &modest, body).await.status, 200);
+        let m = get(addr, "/metrics", &modest).await.text();
+        assert!(m.contains("arbor_tenant_refused_total{tenant=\"greedy\"} 1"), "{m}");
     });
     h.stop();
 }

@@ -10,7 +10,11 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -31,38 +35,104 @@ fn programs_runs_isolation_quota_cancel_restart_and_crash() {
         assert_eq!(r.status, 201, "{}", r.text());
         let pid = r.json()["id"].as_str().unwrap().to_string();
         assert_eq!(pid.len(), 64);
-        assert_eq!(upload(addr, &alice, &few_shot).await.status, 200, "same content, same program");
+        assert_eq!(
+            upload(addr, &alice, &few_shot).await.status,
+            200,
+            "same content, same program"
+        );
         let list = get(addr, "/v1/programs", &alice).await.json();
         assert_eq!(list["data"].as_array().unwrap().len(), 1);
 
         // Bob can neither see, run nor delete Alice's program: 404, not 403.
-        assert_eq!(get(addr, &format!("/v1/programs/{pid}"), &bob).await.status, 404);
-        assert_eq!(post(addr, &format!("/v1/programs/{pid}/runs"), &bob, json!({"input": "x"})).await.status, 404);
-        assert_eq!(call(addr, "DELETE", &format!("/v1/programs/{pid}"), Some(&bob), None).await.status, 404);
-        assert_eq!(get(addr, "/v1/programs", &bob).await.json()["data"].as_array().unwrap().len(), 0);
-        assert_eq!(get(addr, "/v1/programs/not-a-hash", &alice).await.status, 404);
+        assert_eq!(
+            get(addr, &format!("/v1/programs/{pid}"), &bob).await.status,
+            404
+        );
+        assert_eq!(
+            post(
+                addr,
+                &format!("/v1/programs/{pid}/runs"),
+                &bob,
+                json!({"input": "x"})
+            )
+            .await
+            .status,
+            404
+        );
+        assert_eq!(
+            call(
+                addr,
+                "DELETE",
+                &format!("/v1/programs/{pid}"),
+                Some(&bob),
+                None
+            )
+            .await
+            .status,
+            404
+        );
+        assert_eq!(
+            get(addr, "/v1/programs", &bob).await.json()["data"]
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(
+            get(addr, "/v1/programs/not-a-hash", &alice).await.status,
+            404
+        );
 
         // A synchronous run.
-        let run = post(addr, &format!("/v1/programs/{pid}/runs"), &alice, json!({"input": "What is 2+2?"})).await;
+        let run = post(
+            addr,
+            &format!("/v1/programs/{pid}/runs"),
+            &alice,
+            json!({"input": "What is 2+2?"}),
+        )
+        .await;
         assert_eq!(run.status, 200, "{}", run.text());
         let run = run.json();
         assert_eq!(run["status"], "succeeded", "{run}");
         assert!(run["output"].is_string());
         assert!(run["stats"]["generated_tokens"].as_u64().unwrap() >= 1);
         let sync_run = run["id"].as_str().unwrap().to_string();
-        assert_eq!(get(addr, &format!("/v1/runs/{sync_run}"), &bob).await.status, 404);
+        assert_eq!(
+            get(addr, &format!("/v1/runs/{sync_run}"), &bob)
+                .await
+                .status,
+            404
+        );
 
         // Streaming: text as it is generated, then the record.
-        let s = post(addr, &format!("/v1/programs/{pid}/runs"), &alice, json!({"input": "Who?", "stream": true})).await;
+        let s = post(
+            addr,
+            &format!("/v1/programs/{pid}/runs"),
+            &alice,
+            json!({"input": "Who?", "stream": true}),
+        )
+        .await;
         assert_eq!(s.status, 200);
         let text = s.text();
-        assert!(text.contains("event: text") && text.contains("\"variable\":\"answer\""), "{text}");
-        assert!(text.contains("event: done") && text.contains("\"status\":\"succeeded\""), "{text}");
+        assert!(
+            text.contains("event: text") && text.contains("\"variable\":\"answer\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("event: done") && text.contains("\"status\":\"succeeded\""),
+            "{text}"
+        );
 
         // Idempotency: a retry gets the first run, not a second one.
         let idem = |k: &'static str| {
             let body = json!({"input": "Again?"}).to_string();
-            request_bytes("POST", &format!("/v1/programs/{pid}/runs"), Some(&alice), &[("Idempotency-Key", k), ("Content-Type", "application/json")], body.as_bytes())
+            request_bytes(
+                "POST",
+                &format!("/v1/programs/{pid}/runs"),
+                Some(&alice),
+                &[("Idempotency-Key", k), ("Content-Type", "application/json")],
+                body.as_bytes(),
+            )
         };
         let first = send_raw(addr, &idem("k-1")).await.json();
         let again = send_raw(addr, &idem("k-1")).await.json();
@@ -77,7 +147,18 @@ fn programs_runs_isolation_quota_cancel_restart_and_crash() {
         let spin_id = r.json()["id"].as_str().unwrap().to_string();
         let mut sock = TcpStream::connect(addr).await.unwrap();
         let body = json!({"input": "spin", "stream": true}).to_string();
-        tokio::io::AsyncWriteExt::write_all(&mut sock, &request_bytes("POST", &format!("/v1/programs/{spin_id}/runs"), Some(&alice), &[("Content-Type", "application/json")], body.as_bytes())).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(
+            &mut sock,
+            &request_bytes(
+                "POST",
+                &format!("/v1/programs/{spin_id}/runs"),
+                Some(&alice),
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            ),
+        )
+        .await
+        .unwrap();
         let mut buf = vec![0u8; 4096];
         let mut got = String::new();
         while !got.contains("\"id\":\"run_") {
@@ -85,27 +166,105 @@ fn programs_runs_isolation_quota_cancel_restart_and_crash() {
             assert!(n > 0);
             got += &String::from_utf8_lossy(&buf[..n]);
         }
-        let spin_run = got.split("\"id\":\"").nth(1).unwrap().split('"').next().unwrap().to_string();
-        let busy = post(addr, "/v1/completions", &alice, json!({"model": MODEL, "prompt": "x", "max_tokens": 2})).await;
+        let spin_run = got
+            .split("\"id\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        let busy = post(
+            addr,
+            "/v1/completions",
+            &alice,
+            json!({"model": MODEL, "prompt": "x", "max_tokens": 2}),
+        )
+        .await;
         assert_eq!(busy.status, 429, "{}", busy.text());
         assert!(busy.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
-        assert_eq!(post(addr, "/v1/completions", &bob, json!({"model": MODEL, "prompt": "x", "max_tokens": 2})).await.status, 200);
-        assert_eq!(get(addr, &format!("/v1/runs/{spin_run}"), &alice).await.json()["status"], "running");
-        assert_eq!(call(addr, "DELETE", &format!("/v1/runs/{spin_run}"), Some(&bob), None).await.status, 404);
-        assert_eq!(call(addr, "DELETE", &format!("/v1/runs/{spin_run}"), Some(&alice), None).await.status, 202);
+        assert_eq!(
+            post(
+                addr,
+                "/v1/completions",
+                &bob,
+                json!({"model": MODEL, "prompt": "x", "max_tokens": 2})
+            )
+            .await
+            .status,
+            200
+        );
+        assert_eq!(
+            get(addr, &format!("/v1/runs/{spin_run}"), &alice)
+                .await
+                .json()["status"],
+            "running"
+        );
+        assert_eq!(
+            call(
+                addr,
+                "DELETE",
+                &format!("/v1/runs/{spin_run}"),
+                Some(&bob),
+                None
+            )
+            .await
+            .status,
+            404
+        );
+        assert_eq!(
+            call(
+                addr,
+                "DELETE",
+                &format!("/v1/runs/{spin_run}"),
+                Some(&alice),
+                None
+            )
+            .await
+            .status,
+            202
+        );
         let t0 = Instant::now();
         loop {
-            let st = get(addr, &format!("/v1/runs/{spin_run}"), &alice).await.json();
+            let st = get(addr, &format!("/v1/runs/{spin_run}"), &alice)
+                .await
+                .json();
             if st["status"] == "cancelled" {
                 break;
             }
             assert!(t0.elapsed() < Duration::from_secs(10), "{st}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(post(addr, "/v1/completions", &alice, json!({"model": MODEL, "prompt": "x", "max_tokens": 2})).await.status, 200);
+        assert_eq!(
+            post(
+                addr,
+                "/v1/completions",
+                &alice,
+                json!({"model": MODEL, "prompt": "x", "max_tokens": 2})
+            )
+            .await
+            .status,
+            200
+        );
         // Deleting frees the name for Alice only.
-        assert_eq!(call(addr, "DELETE", &format!("/v1/programs/{spin_id}"), Some(&alice), None).await.status, 200);
-        assert_eq!(get(addr, &format!("/v1/programs/{spin_id}"), &alice).await.status, 404);
+        assert_eq!(
+            call(
+                addr,
+                "DELETE",
+                &format!("/v1/programs/{spin_id}"),
+                Some(&alice),
+                None
+            )
+            .await
+            .status,
+            200
+        );
+        assert_eq!(
+            get(addr, &format!("/v1/programs/{spin_id}"), &alice)
+                .await
+                .status,
+            404
+        );
         (pid, sync_run, first["id"].as_str().unwrap().to_string())
     });
     h.stop();
@@ -114,18 +273,47 @@ fn programs_runs_isolation_quota_cancel_restart_and_crash() {
     let h = Harness::start(cfg.clone());
     let addr = h.addr;
     let spin_run = rt().block_on(async {
-        assert_eq!(get(addr, &format!("/v1/programs/{pid}"), &alice).await.status, 200);
-        let run = get(addr, &format!("/v1/runs/{sync_run}"), &alice).await.json();
+        assert_eq!(
+            get(addr, &format!("/v1/programs/{pid}"), &alice)
+                .await
+                .status,
+            200
+        );
+        let run = get(addr, &format!("/v1/runs/{sync_run}"), &alice)
+            .await
+            .json();
         assert_eq!(run["status"], "succeeded");
-        assert_eq!(get(addr, &format!("/v1/runs/{idem_run}"), &alice).await.json()["idempotency_key"], "k-1");
-        let r = post(addr, &format!("/v1/programs/{pid}/runs"), &alice, json!({"input": "After restart?"})).await;
+        assert_eq!(
+            get(addr, &format!("/v1/runs/{idem_run}"), &alice)
+                .await
+                .json()["idempotency_key"],
+            "k-1"
+        );
+        let r = post(
+            addr,
+            &format!("/v1/programs/{pid}/runs"),
+            &alice,
+            json!({"input": "After restart?"}),
+        )
+        .await;
         assert_eq!(r.json()["status"], "succeeded");
         // Start a run that is still going when the server dies.
         let r = upload(addr, &bob, &spin).await;
         let spin_id = r.json()["id"].as_str().unwrap().to_string();
         let mut sock = TcpStream::connect(addr).await.unwrap();
         let body = json!({"input": "spin", "stream": true}).to_string();
-        tokio::io::AsyncWriteExt::write_all(&mut sock, &request_bytes("POST", &format!("/v1/programs/{spin_id}/runs"), Some(&bob), &[("Content-Type", "application/json")], body.as_bytes())).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(
+            &mut sock,
+            &request_bytes(
+                "POST",
+                &format!("/v1/programs/{spin_id}/runs"),
+                Some(&bob),
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            ),
+        )
+        .await
+        .unwrap();
         let mut buf = vec![0u8; 4096];
         let mut got = String::new();
         while !got.contains("\"id\":\"run_") {
@@ -133,14 +321,22 @@ fn programs_runs_isolation_quota_cancel_restart_and_crash() {
             assert!(n > 0);
             got += &String::from_utf8_lossy(&buf[..n]);
         }
-        got.split("\"id\":\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+        got.split("\"id\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string()
     });
     h.crash();
 
     let h = Harness::start(cfg);
     let addr = h.addr;
     rt().block_on(async {
-        let run = get(addr, &format!("/v1/runs/{spin_run}"), &bob).await.json();
+        let run = get(addr, &format!("/v1/runs/{spin_run}"), &bob)
+            .await
+            .json();
         assert_eq!(run["status"], "failed", "{run}");
         assert!(run["error"].as_str().unwrap().contains("interrupted"));
     });

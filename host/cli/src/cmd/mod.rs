@@ -5,6 +5,9 @@ mod demo;
 mod export;
 mod generate;
 mod json_bench;
+mod run;
+mod serve;
+mod tenant;
 mod workloads;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +25,10 @@ enum Command {
     Export(export::Args),
     Generate(generate::Args),
     Demo(demo::Args),
+    Run(run::Args),
+    Serve(serve::Args),
+    #[command(subcommand)]
+    Tenant(tenant::TenantCmd),
     #[command(subcommand)]
     Bench(bench::BenchCmd),
 }
@@ -31,6 +38,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => export::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Tenant(c) => tenant::run(c),
         Command::Bench(c) => bench::run(c),
     }
 }

@@ -59,7 +59,11 @@ pub fn config(data: &Path) -> ServerConfig {
     c.kv_slots = 8192;
     c.threads = 1;
     c.body_timeout = Duration::from_millis(800);
-    c.quotas = Quotas { max_program_bytes: 4 << 20, run_deadline: Duration::from_secs(20), ..Quotas::default() };
+    c.quotas = Quotas {
+        max_program_bytes: 4 << 20,
+        run_deadline: Duration::from_secs(20),
+        ..Quotas::default()
+    };
     c
 }
 
@@ -76,7 +80,11 @@ impl Harness {
         let (atx, arx) = std::sync::mpsc::channel();
         let (stx, srx) = std::sync::mpsc::channel::<bool>();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             let server = rt.block_on(Server::start(cfg)).expect("server starts");
             atx.send(server.addr()).unwrap();
             let graceful = srx.recv().unwrap_or(true);
@@ -89,7 +97,11 @@ impl Harness {
             }
         });
         let addr = arx.recv().expect("server address");
-        Harness { addr, stop: Some(stx), thread: Some(thread) }
+        Harness {
+            addr,
+            stop: Some(stx),
+            thread: Some(thread),
+        }
     }
 
     pub fn stop(mut self) {
@@ -136,15 +148,27 @@ impl Resp {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     /// The `data:` payloads of an SSE body.
     pub fn sse_data(&self) -> Vec<String> {
-        self.text().lines().filter_map(|l| l.strip_prefix("data: ").map(str::to_string)).collect()
+        self.text()
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
+            .collect()
     }
 }
 
-pub fn request_bytes(method: &str, path: &str, key: Option<&str>, extra: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+pub fn request_bytes(
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     if let Some(k) = key {
         head += &format!("Authorization: Bearer {k}\r\n");
@@ -168,7 +192,9 @@ pub async fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Resp {
         w
     });
     let mut raw = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(120), r.read_to_end(&mut raw)).await.expect("response in time");
+    let read = tokio::time::timeout(Duration::from_secs(120), r.read_to_end(&mut raw))
+        .await
+        .expect("response in time");
     let _ = writer.await;
     if let Err(e) = read {
         assert!(!raw.is_empty(), "read failed before any response: {e}");
@@ -178,29 +204,53 @@ pub async fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Resp {
 
 pub async fn read_response(mut s: TcpStream) -> Resp {
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(120), s.read_to_end(&mut raw)).await.expect("response in time").expect("read");
+    tokio::time::timeout(Duration::from_secs(120), s.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("read");
     parse_response(&raw)
 }
 
 pub fn parse_response(raw: &[u8]) -> Resp {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")) {
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
         body = dechunk(&body);
     }
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -211,10 +261,24 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
-pub async fn call(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> Resp {
+pub async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> Resp {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let extra: &[(&str, &str)] = if body.is_empty() { &[] } else { &[("Content-Type", "application/json")] };
-    send_raw(addr, &request_bytes(method, path, key, extra, body.as_bytes())).await
+    let extra: &[(&str, &str)] = if body.is_empty() {
+        &[]
+    } else {
+        &[("Content-Type", "application/json")]
+    };
+    send_raw(
+        addr,
+        &request_bytes(method, path, key, extra, body.as_bytes()),
+    )
+    .await
 }
 
 pub async fn post(addr: SocketAddr, path: &str, key: &str, body: Value) -> Resp {
@@ -226,5 +290,15 @@ pub async fn get(addr: SocketAddr, path: &str, key: &str) -> Resp {
 }
 
 pub async fn upload(addr: SocketAddr, key: &str, wasm: &[u8]) -> Resp {
-    send_raw(addr, &request_bytes("POST", "/v1/programs", Some(key), &[("Content-Type", "application/wasm")], wasm)).await
+    send_raw(
+        addr,
+        &request_bytes(
+            "POST",
+            "/v1/programs",
+            Some(key),
+            &[("Content-Type", "application/wasm")],
+            wasm,
+        ),
+    )
+    .await
 }

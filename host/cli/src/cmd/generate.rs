@@ -63,7 +63,7 @@ pub fn run(a: Args) -> Result<()> {
         EngineOptions { device: a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu), kv_slots: 0, ..Default::default() };
     let meta = arbor_engine::engine::read_meta(&a.model)?;
     let opts = EngineOptions { kv_slots: meta.config.max_position_embeddings.min(65536), ..opts };
-    let mut engine = Engine::open(&a.model, &opts)?;
+    let engine = Engine::open(&a.model, &opts)?;
     let prompt = match (a.prompt, a.prompt_ids) {
         (Some(text), None) => {
             let mut ids: Vec<u32> = engine.tokenizer().bos_id().into_iter().collect();

@@ -261,7 +261,7 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
     let mut engine = Engine::open(&model, &EngineOptions { kv_slots: a.kv_slots, ..Default::default() })?;
     let vocab = engine.tokenizer().vocab_size().min(engine.config().vocab_size) as u32;
     let programs = build(w, a.scale, a.seed, vocab);
-    let mut once = |engine: Engine, cache: bool, programs: &[Program]| -> Result<(Engine, RunStats)> {
+    let once = |engine: Engine, cache: bool, programs: &[Program]| -> Result<(Engine, RunStats)> {
         let s = Scheduler::start(
             engine,
             SchedulerConfig { cache_enabled: cache, max_batch_tokens: a.max_batch_tokens, ..Default::default() },

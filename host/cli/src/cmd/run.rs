@@ -1,0 +1,72 @@
+//! `arbor run`.
+
+use anyhow::{Context, Result, bail};
+use arbor_engine::{Engine, EngineOptions};
+use arbor_runtime::{Limits, Namespace, RunOptions, Runtime, RuntimeConfig};
+use arbor_scheduler::{Scheduler, SchedulerConfig};
+use arbor_server::backend::SchedulerBackend;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Run an LLM program (a WebAssembly component of the arbor:lm world) locally
+/// against a model, and print its output and statistics.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The program: a .wasm component (build Rust guests with
+    /// `cargo build --target wasm32-wasip2 --release`).
+    program: PathBuf,
+    /// Model directory made by `arbor export`.
+    #[arg(long)]
+    model: PathBuf,
+    /// The program's input (usually JSON).
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// Wall-clock limit of the run, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    deadline_ms: u64,
+    /// KV pool slots.
+    #[arg(long, default_value_t = 16384)]
+    kv_slots: usize,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let bytes = std::fs::read(&a.program).with_context(|| format!("cannot read {}", a.program.display()))?;
+    let engine = Engine::open(&a.model, &EngineOptions { kv_slots: a.kv_slots, ..Default::default() })?;
+    let scheduler = Scheduler::start(engine, SchedulerConfig::default());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let t0 = std::time::Instant::now();
+    let outcome = rt.block_on(async {
+        let runtime = Runtime::new(RuntimeConfig::default(), Arc::new(SchedulerBackend::new(scheduler.clone())))?;
+        let program = runtime.load(&bytes)?;
+        let limits = Limits { deadline: std::time::Duration::from_millis(a.deadline_ms), ..Limits::default() };
+        let opts = RunOptions { namespace: Namespace::new("1"), limits, ..RunOptions::default() };
+        anyhow::Ok(runtime.run(&program, &a.input, opts).await)
+    })?;
+    if !outcome.log.is_empty() {
+        eprint!("{}", outcome.log);
+        if outcome.log_truncated {
+            eprintln!("[log truncated]");
+        }
+    }
+    let st = scheduler.stats();
+    let stats = serde_json::json!({
+        "wall_ms": t0.elapsed().as_secs_f64() * 1e3,
+        "run": outcome.stats,
+        "engine_steps": st.steps,
+        "prefill_tokens": st.prefill_tokens,
+        "decode_tokens": st.decode_tokens,
+        "cache_hit_tokens": st.cache.hit_tokens,
+        "cache_queried_tokens": st.cache.queried_tokens,
+    });
+    match outcome.output {
+        Ok(out) => {
+            println!("{out}");
+            eprintln!("stats: {stats}");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("stats: {stats}");
+            bail!("the program failed: {e}")
+        }
+    }
+}

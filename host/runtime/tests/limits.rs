@@ -107,8 +107,19 @@ async fn queueing_beyond_the_queue_limit_waits_instead_of_failing() {
         max_queued_commands: 4,
         ..Default::default()
     };
-    let out = rt.run(&program, "queue 500", opts(limits)).await;
+    let out = rt.run(&program, "queue 500", opts(limits.clone())).await;
     assert_eq!(out.output.as_deref(), Ok("500"));
+    // What cannot fit in a state is refused at the call, not queued.
+    let small = Limits {
+        max_state_tokens: 100,
+        ..limits
+    };
+    let out = rt.run(&program, "queue 500", opts(small)).await;
+    let err = out.output.unwrap_err();
+    assert!(
+        matches!(&err, RunError::Program(m) if m.contains("at least 101 tokens, limit 100")),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,4 +196,32 @@ async fn a_memory_limit_above_the_runtime_maximum_is_refused() {
     };
     let out = rt.run(&program, "output 1", opts(limits)).await;
     assert!(matches!(out.output, Err(RunError::Start(_))), "{:?}", out.output);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_beyond_the_instance_pool_fails_to_start_and_others_go_on() {
+    let rt = support::runtime_with(arbor_runtime::RuntimeConfig {
+        max_concurrent_runs: 1,
+        ..Default::default()
+    });
+    let program = rt.load(&guest("misbehave")).unwrap();
+    let busy = rt.run(&program, "spin", opts(limits_with_deadline(300)));
+    let late = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rt.run(&program, "output 1", RunOptions::default()).await
+    };
+    let (busy, late) = tokio::join!(busy, late);
+    assert!(matches!(busy.output, Err(RunError::Deadline(_))));
+    assert!(matches!(&late.output, Err(RunError::Start(_))), "{:?}", late.output);
+    // The slot is free again.
+    let again = rt.run(&program, "output 1", RunOptions::default()).await;
+    assert_eq!(again.output.as_deref(), Ok("o"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbounded_deadline_is_accepted() {
+    let rt = runtime();
+    let program = rt.load(&guest("misbehave")).unwrap();
+    let out = rt.run(&program, "output 2", opts(Limits { deadline: Duration::MAX, ..Default::default() })).await;
+    assert_eq!(out.output.as_deref(), Ok("oo"));
 }

@@ -42,10 +42,14 @@ fn run(input: String) -> Result<String, arbor_guest::Error> {
 
     // Branch: criteria, one per line, constrained to short phrases.
     let planner = &base.fork(1)?[0];
-    planner.append(format!("List {CRITERIA} criteria to compare the answers, one per line:\n"))?;
+    planner.append(format!(
+        "List {CRITERIA} criteria to compare the answers, one per line:\n"
+    ))?;
     planner.generate(
         "criteria",
-        Gen::new().max_tokens(60).regex(r"([A-Za-z][A-Za-z ,]{2,40}\n){3}"),
+        Gen::new()
+            .max_tokens(60)
+            .regex(r"([A-Za-z][A-Za-z ,]{2,40}\n){3}"),
     )?;
     let mut criteria: Vec<String> = planner
         .variable("criteria")?
@@ -54,7 +58,9 @@ fn run(input: String) -> Result<String, arbor_guest::Error> {
         .filter(|l| !l.is_empty())
         .collect();
     if criteria.is_empty() {
-        criteria = ["correctness", "completeness", "clarity"].map(String::from).to_vec();
+        criteria = ["correctness", "completeness", "clarity"]
+            .map(String::from)
+            .to_vec();
     }
 
     // Solve: one fork per criterion, in parallel.
@@ -79,12 +85,18 @@ fn run(input: String) -> Result<String, arbor_guest::Error> {
     let merge = &base.fork(1)?[0];
     merge.append("Judgements:\n")?;
     for j in &judgements {
-        merge.append(format!("- {}: {} ({})\n", j.criterion, j.winner, j.reasoning))?;
+        merge.append(format!(
+            "- {}: {} ({})\n",
+            j.criterion, j.winner, j.reasoning
+        ))?;
     }
     merge.append("Overall, the better answer (A, B or tie) is: ")?;
     merge.select("verdict", &VERDICTS)?;
     let verdict = merge.variable("verdict")?;
-    Ok(serde_json::to_string(&Output { judgements, verdict })?)
+    Ok(serde_json::to_string(&Output {
+        judgements,
+        verdict,
+    })?)
 }
 
 arbor_guest::export!(run);

@@ -80,7 +80,11 @@ mod tests {
 
     #[test]
     fn ranks_the_matching_document_first() {
-        let idx = Index::new(["the cat sat on the mat", "dogs chase cats", "rust compiles to wasm"]);
+        let idx = Index::new([
+            "the cat sat on the mat",
+            "dogs chase cats",
+            "rust compiles to wasm",
+        ]);
         assert_eq!(idx.rank("wasm rust")[0].0, 2);
         assert_eq!(idx.rank("cat mat")[0].0, 0);
         assert_eq!(idx.rank("zebra")[0].1, 0.0);

@@ -27,7 +27,12 @@ struct Output {
 
 fn run(question: String) -> Result<String, arbor_guest::Error> {
     let index = bm25::Index::new(DOCUMENTS.iter().copied());
-    let best: Vec<usize> = index.rank(&question).into_iter().take(TOP_K).map(|(i, _)| i).collect();
+    let best: Vec<usize> = index
+        .rank(&question)
+        .into_iter()
+        .take(TOP_K)
+        .map(|(i, _)| i)
+        .collect();
     let s = State::new()?;
     s.system("Answer the question using only the given passages. Be brief.")?;
     let mut context = String::new();

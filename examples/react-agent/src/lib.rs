@@ -72,7 +72,10 @@ fn run(question: String) -> Result<String, arbor_guest::Error> {
             observation: Some(observation),
         });
     }
-    Ok(serde_json::to_string(&Output { steps, answer: None })?)
+    Ok(serde_json::to_string(&Output {
+        steps,
+        answer: None,
+    })?)
 }
 
 arbor_guest::export!(run);

@@ -52,7 +52,11 @@ fn run(problem: String) -> Result<String, arbor_guest::Error> {
 }
 
 /// Asks the model which candidate step is most promising.
-fn pick_best(problem: &str, so_far: &[String], candidates: &[String]) -> Result<usize, arbor_guest::Error> {
+fn pick_best(
+    problem: &str,
+    so_far: &[String],
+    candidates: &[String],
+) -> Result<usize, arbor_guest::Error> {
     let judge = State::new()?;
     judge.append(format!("Problem: {}\nSteps so far:\n", problem.trim()))?;
     for s in so_far {

@@ -21,7 +21,10 @@ async fn main() {
     };
     let runtime = support::runtime();
     match bench_runtime(&runtime, &wasm, &BenchConfig::default()).await {
-        Ok(report) => println!("{}", serde_json::to_string_pretty(&report).expect("report serializes")),
+        Ok(report) => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        ),
         Err(e) => {
             eprintln!("bench failed: {e}");
             std::process::exit(1);

@@ -99,7 +99,11 @@ pub enum BenchError {
 
 /// Measures start latency and per-call overhead with the bench guest
 /// `wasm`, on `runtime` (whose backend must tokenize).
-pub async fn bench_runtime(runtime: &Runtime, wasm: &[u8], config: &BenchConfig) -> Result<BenchReport, BenchError> {
+pub async fn bench_runtime(
+    runtime: &Runtime,
+    wasm: &[u8],
+    config: &BenchConfig,
+) -> Result<BenchReport, BenchError> {
     let t = Instant::now();
     let program = runtime.load(wasm)?;
     let load_first = t.elapsed();
@@ -127,10 +131,17 @@ pub async fn bench_runtime(runtime: &Runtime, wasm: &[u8], config: &BenchConfig)
         let input = format!("calls {kind} {} {}", config.batches, config.calls_per_batch);
         let program = &program;
         async move {
-            let out = runtime.run(program, &input, RunOptions::default()).await.output?;
-            let batches: Vec<u64> = serde_json::from_str(&out).map_err(|e| BenchError::Protocol(format!("{e}: {out}")))?;
+            let out = runtime
+                .run(program, &input, RunOptions::default())
+                .await
+                .output?;
+            let batches: Vec<u64> = serde_json::from_str(&out)
+                .map_err(|e| BenchError::Protocol(format!("{e}: {out}")))?;
             let per = config.calls_per_batch.max(1) as u64;
-            let mut sample: Vec<Duration> = batches.iter().map(|ns| Duration::from_nanos(ns / per)).collect();
+            let mut sample: Vec<Duration> = batches
+                .iter()
+                .map(|ns| Duration::from_nanos(ns / per))
+                .collect();
             Ok::<_, BenchError>(Percentiles::of(&mut sample))
         }
     };

@@ -54,7 +54,11 @@ pub(crate) struct ComponentCache<T> {
 }
 
 impl<T: Clone> ComponentCache<T> {
-    pub(crate) fn new(engine: &Engine, dir: Option<PathBuf>, capacity: usize) -> Result<Self, LoadError> {
+    pub(crate) fn new(
+        engine: &Engine,
+        dir: Option<PathBuf>,
+        capacity: usize,
+    ) -> Result<Self, LoadError> {
         if let Some(dir) = &dir {
             fs::create_dir_all(dir)
                 .map_err(|e| LoadError::Cache(format!("cannot create {}: {e}", dir.display())))?;
@@ -96,7 +100,12 @@ impl<T: Clone> ComponentCache<T> {
     }
 
     /// Compiles `bytes`, or loads their compiled form from disk.
-    pub(crate) fn compile(&self, engine: &Engine, hash: &ContentHash, bytes: &[u8]) -> Result<Component, LoadError> {
+    pub(crate) fn compile(
+        &self,
+        engine: &Engine,
+        hash: &ContentHash,
+        bytes: &[u8],
+    ) -> Result<Component, LoadError> {
         let Some(path) = self.path(hash) else {
             return compile(engine, bytes);
         };
@@ -129,7 +138,11 @@ fn store(component: &Component, path: &Path) -> Result<(), LoadError> {
     let err = |e: String| LoadError::Cache(format!("cannot write {}: {e}", path.display()));
     let bytes = component.serialize().map_err(|e| err(e.to_string()))?;
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let tmp = path.with_extension(format!("tmp{}-{}", std::process::id(), NEXT.fetch_add(1, Relaxed)));
+    let tmp = path.with_extension(format!(
+        "tmp{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Relaxed)
+    ));
     fs::write(&tmp, bytes).map_err(|e| err(e.to_string()))?;
     fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
 }

@@ -43,7 +43,12 @@ impl Lm {
 
     /// The template text before and after a message of `role`.
     pub(crate) fn affixes(&self, role: Role) -> Result<Arc<Affixes>, LmError> {
-        if let Some(a) = self.affixes.lock().unwrap_or_else(|e| e.into_inner()).get(&role) {
+        if let Some(a) = self
+            .affixes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&role)
+        {
             return Ok(a.clone());
         }
         let rendered = self.backend.render_chat_message(role, MARKER)?;
@@ -127,9 +132,9 @@ impl RunShared {
     /// Claims `n` live states and returns the first of `n` fresh ids.
     pub(crate) fn claim_states(&self, n: u32) -> Result<u64, LmError> {
         let max = self.limits.max_live_states;
-        let claimed = self
-            .live_states
-            .fetch_update(SeqCst, SeqCst, |live| live.checked_add(n).filter(|&t| t <= max));
+        let claimed = self.live_states.fetch_update(SeqCst, SeqCst, |live| {
+            live.checked_add(n).filter(|&t| t <= max)
+        });
         match claimed {
             Ok(before) => {
                 self.counters.observe_live(u64::from(before + n));
@@ -177,7 +182,12 @@ impl RunShared {
     /// Stops every worker: pending backend requests are dropped, which
     /// cancels them.
     pub(crate) fn abort_workers(&self) {
-        for w in self.workers.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for w in self
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             w.abort();
         }
     }

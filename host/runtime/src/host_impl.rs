@@ -63,12 +63,19 @@ fn check_options(o: lm::GenerateOptions) -> Result<GenerateOptions, LmError> {
         return bad("max-tokens must be at least 1".into());
     }
     if !o.temperature.is_finite() || o.temperature < 0.0 {
-        return bad(format!("temperature must be finite and >= 0, got {}", o.temperature));
+        return bad(format!(
+            "temperature must be finite and >= 0, got {}",
+            o.temperature
+        ));
     }
     if !(o.top_p > 0.0 && o.top_p <= 1.0) {
         return bad(format!("top-p must be in (0, 1], got {}", o.top_p));
     }
-    if o.stop.len() > MAX_STOP_STRINGS || o.stop.iter().any(|s| s.is_empty() || s.len() > MAX_NAME_BYTES) {
+    if o.stop.len() > MAX_STOP_STRINGS
+        || o.stop
+            .iter()
+            .any(|s| s.is_empty() || s.len() > MAX_NAME_BYTES)
+    {
         return bad(format!(
             "at most {MAX_STOP_STRINGS} stop strings of 1 to {MAX_NAME_BYTES} bytes each"
         ));
@@ -83,7 +90,9 @@ fn check_options(o: lm::GenerateOptions) -> Result<GenerateOptions, LmError> {
         }
         Some(lm::Constraint::JsonSchema(s)) => {
             if let Err(e) = serde_json::from_str::<serde_json::Value>(&s) {
-                return Err(LmError::BadConstraint(format!("the JSON Schema is not JSON: {e}")));
+                return Err(LmError::BadConstraint(format!(
+                    "the JSON Schema is not JSON: {e}"
+                )));
             }
             Some(Constraint::JsonSchema(s))
         }
@@ -118,12 +127,21 @@ impl RunCtx {
         Ok(self.run.backend().tokenize(text)?)
     }
 
-    async fn append_text(&mut self, r: &Resource<StateHandle>, tokens: Vec<u32>, text: String) -> HostResult<()> {
+    async fn append_text(
+        &mut self,
+        r: &Resource<StateHandle>,
+        tokens: Vec<u32>,
+        text: String,
+    ) -> HostResult<()> {
         let state = self.state(r)?;
         wit(state.submit(Command::Append { tokens, text }).await)
     }
 
-    async fn read(&mut self, r: &Resource<StateHandle>, what: Read) -> wasmtime::Result<Result<Value, LmError>> {
+    async fn read(
+        &mut self,
+        r: &Resource<StateHandle>,
+        what: Read,
+    ) -> wasmtime::Result<Result<Value, LmError>> {
         Ok(self.state(r)?.read(what).await)
     }
 }
@@ -154,7 +172,12 @@ impl lm::HostState for RunCtx {
         }
     }
 
-    async fn append_message(&mut self, r: Resource<StateHandle>, role: lm::Role, content: String) -> HostResult<()> {
+    async fn append_message(
+        &mut self,
+        r: Resource<StateHandle>,
+        role: lm::Role,
+        content: String,
+    ) -> HostResult<()> {
         if self.state(&r)?.open_message.is_some() {
             return wit(Err(LmError::InvalidArgument(
                 "a message is open (begin-message without end-message)".into(),
@@ -211,7 +234,12 @@ impl lm::HostState for RunCtx {
             .await)
     }
 
-    async fn generate(&mut self, r: Resource<StateHandle>, name: String, options: lm::GenerateOptions) -> HostResult<()> {
+    async fn generate(
+        &mut self,
+        r: Resource<StateHandle>,
+        name: String,
+        options: lm::GenerateOptions,
+    ) -> HostResult<()> {
         let state = self.state(&r)?;
         let checked = check_name(&name).and_then(|()| check_options(options));
         match checked {
@@ -220,12 +248,19 @@ impl lm::HostState for RunCtx {
         }
     }
 
-    async fn select(&mut self, r: Resource<StateHandle>, name: String, choices: Vec<String>) -> HostResult<()> {
+    async fn select(
+        &mut self,
+        r: Resource<StateHandle>,
+        name: String,
+        choices: Vec<String>,
+    ) -> HostResult<()> {
         self.state(&r)?;
         let max = self.run.limits.max_choices as usize;
         let checked = check_name(&name).and_then(|()| {
             if choices.is_empty() || choices.len() > max {
-                return Err(LmError::InvalidArgument(format!("select needs 1 to {max} choices")));
+                return Err(LmError::InvalidArgument(format!(
+                    "select needs 1 to {max} choices"
+                )));
             }
             choices
                 .into_iter()
@@ -239,12 +274,20 @@ impl lm::HostState for RunCtx {
                 .collect::<Result<Vec<_>, _>>()
         });
         match checked {
-            Ok(choices) => wit(self.table.get_mut(&r)?.submit(Command::Select { name, choices }).await),
+            Ok(choices) => wit(self
+                .table
+                .get_mut(&r)?
+                .submit(Command::Select { name, choices })
+                .await),
             Err(e) => wit(Err(e)),
         }
     }
 
-    async fn fork(&mut self, r: Resource<StateHandle>, n: u32) -> HostResult<Vec<Resource<StateHandle>>> {
+    async fn fork(
+        &mut self,
+        r: Resource<StateHandle>,
+        n: u32,
+    ) -> HostResult<Vec<Resource<StateHandle>>> {
         let state = self.state(&r)?;
         if n == 0 {
             return wit(Err(LmError::InvalidArgument("fork needs n >= 1".into())));
@@ -265,15 +308,24 @@ impl lm::HostState for RunCtx {
     }
 
     async fn variable(&mut self, r: Resource<StateHandle>, name: String) -> HostResult<String> {
-        wit(self.read(&r, Read::Variable(name)).await?.map(Value::into_text))
+        wit(self
+            .read(&r, Read::Variable(name))
+            .await?
+            .map(Value::into_text))
     }
 
     async fn choice(&mut self, r: Resource<StateHandle>, name: String) -> HostResult<u32> {
-        wit(self.read(&r, Read::Choice(name)).await?.map(Value::into_index))
+        wit(self
+            .read(&r, Read::Choice(name))
+            .await?
+            .map(Value::into_index))
     }
 
     async fn token_count(&mut self, r: Resource<StateHandle>) -> HostResult<u32> {
-        wit(self.read(&r, Read::TokenCount).await?.map(Value::into_index))
+        wit(self
+            .read(&r, Read::TokenCount)
+            .await?
+            .map(Value::into_index))
     }
 
     async fn drop(&mut self, r: Resource<StateHandle>) -> wasmtime::Result<()> {

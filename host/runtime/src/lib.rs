@@ -23,8 +23,8 @@ mod stats;
 mod stream;
 
 pub use backend::{
-    BackendError, ChoiceScore, Constraint, Finish, GenerateOptions, Generated, LmBackend, Namespace, Role,
-    TokenSink,
+    BackendError, ChoiceScore, Constraint, Finish, GenerateOptions, Generated, LmBackend,
+    Namespace, Role, TokenSink,
 };
 pub use bench::{BenchConfig, BenchError, BenchReport, Percentiles, bench_runtime};
 pub use cache::{ContentHash, content_hash};
@@ -32,5 +32,5 @@ pub use error::{LoadError, RunError};
 pub use limits::Limits;
 pub use run::{CancelHandle, RunCtx, RunEvent, RunOptions, RunOutcome};
 pub use runtime::{Program, Runtime, RuntimeConfig};
-pub use stats::RunStats;
 pub use state::StateHandle;
+pub use stats::RunStats;

@@ -56,7 +56,11 @@ impl LogSink {
     /// many were written in all.
     pub(crate) fn contents(&self) -> (String, bool, u64) {
         let buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
-        (String::from_utf8_lossy(&buf.bytes).into_owned(), buf.truncated, buf.written)
+        (
+            String::from_utf8_lossy(&buf.bytes).into_owned(),
+            buf.truncated,
+            buf.written,
+        )
     }
 }
 
@@ -101,7 +105,11 @@ impl Pollable for LogSink {
 }
 
 impl AsyncWrite for LogSink {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.push(data);
         Poll::Ready(Ok(data.len()))
     }

@@ -214,7 +214,10 @@ impl Runtime {
                     .await
                     .map_err(Failure::Instantiate)?;
                 instantiate_time = started.elapsed();
-                instance.call_run(&mut store, input).await.map_err(Failure::Call)
+                instance
+                    .call_run(&mut store, input)
+                    .await
+                    .map_err(Failure::Call)
             };
             // The epoch callback stops a guest that computes; these stop
             // one that waits on the model.

@@ -78,12 +78,21 @@ pub struct Runtime {
 impl Runtime {
     /// A runtime with its own engine and epoch ticker thread.
     pub fn new(config: RuntimeConfig, backend: Arc<dyn LmBackend>) -> Result<Self, LoadError> {
-        let engine = Engine::new(&engine_config(&config)).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        crate::bindings::Program::add_to_linker::<_, wasmtime::component::HasSelf<RunCtx>>(&mut linker, |c| c)
+        let engine = Engine::new(&engine_config(&config))
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let cache = ComponentCache::new(&engine, config.cache_dir.clone(), config.memory_cache_entries)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        crate::bindings::Program::add_to_linker::<_, wasmtime::component::HasSelf<RunCtx>>(
+            &mut linker,
+            |c| c,
+        )
+        .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let cache = ComponentCache::new(
+            &engine,
+            config.cache_dir.clone(),
+            config.memory_cache_entries,
+        )?;
         let ticker = Ticker::start(engine.clone(), config.epoch_tick)
             .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Runtime {
@@ -122,7 +131,11 @@ impl Runtime {
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             let names = unsupported_imports(&self.engine, &component);
             LoadError::UnsupportedImports {
-                names: if names.is_empty() { vec!["an interface".into()] } else { names },
+                names: if names.is_empty() {
+                    vec!["an interface".into()]
+                } else {
+                    names
+                },
                 detail: format!("{e:#}"),
             }
         })?;

@@ -21,11 +21,25 @@ use crate::stream::text_sink;
 
 /// A command on one state.
 pub(crate) enum Command {
-    Append { tokens: Vec<u32>, text: String },
-    Generate { name: String, options: GenerateOptions },
-    Select { name: String, choices: Vec<(String, Vec<u32>)> },
-    Fork { children: Vec<oneshot::Sender<Result<StateData, LmError>>> },
-    Read { what: Read, reply: oneshot::Sender<Result<Value, LmError>> },
+    Append {
+        tokens: Vec<u32>,
+        text: String,
+    },
+    Generate {
+        name: String,
+        options: GenerateOptions,
+    },
+    Select {
+        name: String,
+        choices: Vec<(String, Vec<u32>)>,
+    },
+    Fork {
+        children: Vec<oneshot::Sender<Result<StateData, LmError>>>,
+    },
+    Read {
+        what: Read,
+        reply: oneshot::Sender<Result<Value, LmError>>,
+    },
 }
 
 /// What a read asks for.
@@ -134,7 +148,9 @@ impl StateHandle {
     pub(crate) async fn submit(&mut self, command: Command) -> Result<(), LmError> {
         let adds = match &command {
             Command::Append { tokens, .. } => tokens.len(),
-            Command::Select { choices, .. } => choices.iter().map(|(_, t)| t.len()).min().unwrap_or(0),
+            Command::Select { choices, .. } => {
+                choices.iter().map(|(_, t)| t.len()).min().unwrap_or(0)
+            }
             Command::Generate { .. } | Command::Fork { .. } | Command::Read { .. } => 0,
         };
         let max = self.run.limits.max_state_tokens as usize;
@@ -197,7 +213,11 @@ impl StateHandle {
         }
     }
 
-    fn send(&mut self, command: Command, permit: Option<OwnedSemaphorePermit>) -> Result<(), LmError> {
+    fn send(
+        &mut self,
+        command: Command,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<(), LmError> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.tx
@@ -353,14 +373,21 @@ impl Worker {
                 self.run.limits.max_state_tokens
             )));
         }
-        let wanted = options.max_tokens.min(u32::try_from(room).unwrap_or(u32::MAX));
+        let wanted = options
+            .max_tokens
+            .min(u32::try_from(room).unwrap_or(u32::MAX));
         let reservation = Reservation {
             run: &self.run,
             granted: self.run.reserve_tokens(wanted)?,
         };
         options.max_tokens = reservation.granted;
         let sink = self.run.events.as_ref().map(|events| {
-            text_sink(self.run.lm.backend.clone(), events.clone(), self.id, name.clone())
+            text_sink(
+                self.run.lm.backend.clone(),
+                events.clone(),
+                self.id,
+                name.clone(),
+            )
         });
         Counters::add(&self.run.counters.generate_calls, 1);
         Counters::add(&self.run.counters.prompt_tokens, tokens.len() as u64);
@@ -418,7 +445,11 @@ impl Worker {
                 choices.len()
             )));
         }
-        let index = best_choice(scores.iter().map(|s| s.logprob / f64::from(s.tokens.max(1))));
+        let index = best_choice(
+            scores
+                .iter()
+                .map(|s| s.logprob / f64::from(s.tokens.max(1))),
+        );
         let (text, chosen) = choices.swap_remove(index);
         Ok(Effect {
             tokens: chosen,

@@ -31,7 +31,8 @@ impl StreamDecoder {
         self.tokens.extend_from_slice(ids);
         let before = backend.detokenize(&self.tokens[self.prefix_offset..self.read_offset]);
         let after = backend.detokenize(&self.tokens[self.prefix_offset..]);
-        if after.len() > before.len() && !after.ends_with('\u{FFFD}') && after.starts_with(&before) {
+        if after.len() > before.len() && !after.ends_with('\u{FFFD}') && after.starts_with(&before)
+        {
             let delta = after[before.len()..].to_string();
             self.prefix_offset = self.read_offset;
             self.read_offset = self.tokens.len();

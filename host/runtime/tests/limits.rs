@@ -21,10 +21,19 @@ async fn an_infinite_loop_stops_at_the_deadline() {
     let program = rt.load(&guest("misbehave")).unwrap();
     for mode in ["spin", "spin-after-read"] {
         let t = Instant::now();
-        let out = rt.run(&program, mode, opts(limits_with_deadline(150))).await;
+        let out = rt
+            .run(&program, mode, opts(limits_with_deadline(150)))
+            .await;
         let took = t.elapsed();
-        assert_eq!(out.output, Err(RunError::Deadline(Duration::from_millis(150))), "{mode}");
-        assert!(took >= Duration::from_millis(150) && took < Duration::from_millis(1500), "{mode}: {took:?}");
+        assert_eq!(
+            out.output,
+            Err(RunError::Deadline(Duration::from_millis(150))),
+            "{mode}"
+        );
+        assert!(
+            took >= Duration::from_millis(150) && took < Duration::from_millis(1500),
+            "{mode}: {took:?}"
+        );
     }
 }
 
@@ -42,7 +51,10 @@ async fn a_spinning_neighbour_does_not_stall_other_runs() {
     let (spun, (out, took)) = tokio::join!(spin, normal);
     assert!(matches!(spun.output, Err(RunError::Deadline(_))));
     assert!(out.output.is_ok(), "{:?}", out.output);
-    assert!(took < Duration::from_millis(500), "the neighbour took {took:?}");
+    assert!(
+        took < Duration::from_millis(500),
+        "the neighbour took {took:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,7 +87,10 @@ async fn state_floods_hit_the_live_state_limit() {
 
     let out = rt.run(&program, "fork 20", opts(limits.clone())).await;
     let err = out.output.unwrap_err();
-    assert!(matches!(&err, RunError::Program(m) if m.contains("limit exceeded")), "{err}");
+    assert!(
+        matches!(&err, RunError::Program(m) if m.contains("limit exceeded")),
+        "{err}"
+    );
     let out = rt.run(&program, "fork 19", opts(limits)).await;
     assert_eq!(out.output.as_deref(), Ok("19"));
 }
@@ -88,15 +103,25 @@ async fn long_states_hit_the_state_token_limit() {
         max_state_tokens: 1000,
         ..Default::default()
     };
-    let out = rt.run(&program, "long-text 400", opts(limits.clone())).await;
+    let out = rt
+        .run(&program, "long-text 400", opts(limits.clone()))
+        .await;
     assert!(out.output.unwrap().parse::<u32>().unwrap() <= 1000);
-    let out = rt.run(&program, "long-text 4000", opts(limits.clone())).await;
+    let out = rt
+        .run(&program, "long-text 4000", opts(limits.clone()))
+        .await;
     let err = out.output.unwrap_err();
-    assert!(matches!(&err, RunError::Program(m) if m.contains("limit exceeded")), "{err}");
+    assert!(
+        matches!(&err, RunError::Program(m) if m.contains("limit exceeded")),
+        "{err}"
+    );
     // Text far beyond what a state can hold is refused before tokenizing.
     let out = rt.run(&program, "long-text 10000000", opts(limits)).await;
     let err = out.output.unwrap_err();
-    assert!(matches!(&err, RunError::Program(m) if m.contains("cannot fit")), "{err}");
+    assert!(
+        matches!(&err, RunError::Program(m) if m.contains("cannot fit")),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,8 +158,16 @@ async fn huge_output_fails_and_huge_logs_are_capped() {
     };
     let out = rt.run(&program, "output 1000", opts(limits.clone())).await;
     assert_eq!(out.output.map(|s| s.len()), Ok(1000));
-    let out = rt.run(&program, "output 5000000", opts(limits.clone())).await;
-    assert_eq!(out.output, Err(RunError::OutputTooLarge { size: 5_000_000, limit: 1000 }));
+    let out = rt
+        .run(&program, "output 5000000", opts(limits.clone()))
+        .await;
+    assert_eq!(
+        out.output,
+        Err(RunError::OutputTooLarge {
+            size: 5_000_000,
+            limit: 1000
+        })
+    );
 
     let out = rt.run(&program, "log 100000", opts(limits)).await;
     assert_eq!(out.output.as_deref(), Ok("logged"));
@@ -149,7 +182,11 @@ async fn using_a_dropped_state_ends_the_run_with_a_clear_error() {
     let rt = runtime();
     let program = rt.load(&guest("misbehave")).unwrap();
     let out = rt.run(&program, "dropped", RunOptions::default()).await;
-    assert!(matches!(out.output, Err(RunError::DroppedState(_))), "{:?}", out.output);
+    assert!(
+        matches!(out.output, Err(RunError::DroppedState(_))),
+        "{:?}",
+        out.output
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +194,11 @@ async fn a_panic_is_a_trap_with_the_message_in_the_log() {
     let rt = runtime();
     let program = rt.load(&guest("misbehave")).unwrap();
     let out = rt.run(&program, "panic", RunOptions::default()).await;
-    assert!(matches!(out.output, Err(RunError::Trap(_))), "{:?}", out.output);
+    assert!(
+        matches!(out.output, Err(RunError::Trap(_))),
+        "{:?}",
+        out.output
+    );
     assert!(out.log.contains("deliberate panic"), "{}", out.log);
 }
 
@@ -195,7 +236,11 @@ async fn a_memory_limit_above_the_runtime_maximum_is_refused() {
         ..Default::default()
     };
     let out = rt.run(&program, "output 1", opts(limits)).await;
-    assert!(matches!(out.output, Err(RunError::Start(_))), "{:?}", out.output);
+    assert!(
+        matches!(out.output, Err(RunError::Start(_))),
+        "{:?}",
+        out.output
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +257,11 @@ async fn a_run_beyond_the_instance_pool_fails_to_start_and_others_go_on() {
     };
     let (busy, late) = tokio::join!(busy, late);
     assert!(matches!(busy.output, Err(RunError::Deadline(_))));
-    assert!(matches!(&late.output, Err(RunError::Start(_))), "{:?}", late.output);
+    assert!(
+        matches!(&late.output, Err(RunError::Start(_))),
+        "{:?}",
+        late.output
+    );
     // The slot is free again.
     let again = rt.run(&program, "output 1", RunOptions::default()).await;
     assert_eq!(again.output.as_deref(), Ok("o"));
@@ -222,6 +271,15 @@ async fn a_run_beyond_the_instance_pool_fails_to_start_and_others_go_on() {
 async fn an_unbounded_deadline_is_accepted() {
     let rt = runtime();
     let program = rt.load(&guest("misbehave")).unwrap();
-    let out = rt.run(&program, "output 2", opts(Limits { deadline: Duration::MAX, ..Default::default() })).await;
+    let out = rt
+        .run(
+            &program,
+            "output 2",
+            opts(Limits {
+                deadline: Duration::MAX,
+                ..Default::default()
+            }),
+        )
+        .await;
     assert_eq!(out.output.as_deref(), Ok("oo"));
 }

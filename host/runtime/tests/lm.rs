@@ -2,16 +2,16 @@
 //! model. Outputs are gibberish; structure, limits, sharing and streaming
 //! are what is checked.
 
-mod support;
 #[path = "support/scheduler.rs"]
 mod scheduler;
+mod support;
 
 use std::sync::Arc;
 
 use arbor_runtime::{Limits, RunError, RunEvent, RunOptions, Runtime, RuntimeConfig};
+use scheduler::SchedulerBackend;
 use serde_json::Value;
 use support::guest;
-use scheduler::SchedulerBackend;
 
 fn runtime() -> (Runtime, Arc<SchedulerBackend>) {
     let backend = SchedulerBackend::start();
@@ -31,14 +31,19 @@ async fn few_shot_answers_in_one_line() {
     let answer = out.output.unwrap_or_else(|e| panic!("{e}\n{}", out.log));
     assert!(!answer.contains('\n'), "{answer:?}");
     assert_eq!(out.stats.generate_calls, 1);
-    assert!((1..=32).contains(&out.stats.generated_tokens), "{:?}", out.stats);
+    assert!(
+        (1..=32).contains(&out.stats.generated_tokens),
+        "{:?}",
+        out.stats
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tree_of_thought_explores_forks_that_share_their_prefix() {
     let (rt, backend) = runtime();
     let out = run(&rt, "tree_of_thought", "Make 24 from 4, 7, 8 and 8.").await;
-    let v: Value = serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}\n{}", out.log))).unwrap();
+    let v: Value =
+        serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}\n{}", out.log))).unwrap();
     assert_eq!(v["steps"].as_array().unwrap().len(), 3);
     assert!(v["answer"].is_string());
     // 1 root + 3 levels of 3 branches + 3 judges.
@@ -47,7 +52,11 @@ async fn tree_of_thought_explores_forks_that_share_their_prefix() {
     assert_eq!(out.stats.select_calls, 3);
     // Branches resubmit the shared prefix; the cache computes it once.
     let prefilled = backend.scheduler().stats().prefill_tokens;
-    assert!(prefilled < out.stats.prompt_tokens, "prefilled {prefilled} of {}", out.stats.prompt_tokens);
+    assert!(
+        prefilled < out.stats.prompt_tokens,
+        "prefilled {prefilled} of {}",
+        out.stats.prompt_tokens
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,14 +75,19 @@ async fn chat_streams_each_reply_and_captures_it() {
             },
         )
         .await;
-    let replies: Vec<String> = serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}"))).unwrap();
+    let replies: Vec<String> =
+        serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}"))).unwrap();
     assert_eq!(replies.len(), 2);
     let mut streamed = std::collections::HashMap::<String, String>::new();
     let mut captured = std::collections::HashMap::<String, String>::new();
     while let Ok(ev) = rx.try_recv() {
         match ev {
-            RunEvent::Text { variable, delta, .. } => streamed.entry(variable).or_default().push_str(&delta),
-            RunEvent::Captured { variable, value, .. } => {
+            RunEvent::Text {
+                variable, delta, ..
+            } => streamed.entry(variable).or_default().push_str(&delta),
+            RunEvent::Captured {
+                variable, value, ..
+            } => {
                 captured.insert(variable, value);
             }
         }
@@ -81,7 +95,10 @@ async fn chat_streams_each_reply_and_captures_it() {
     assert_eq!(captured.len(), 2, "{captured:?}");
     for (name, value) in &captured {
         let s = streamed.get(name).map(String::as_str).unwrap_or("");
-        assert!(value.starts_with(s), "{name}: streamed {s:?}, captured {value:?}");
+        assert!(
+            value.starts_with(s),
+            "{name}: streamed {s:?}, captured {value:?}"
+        );
         assert_eq!(replies[if name == "reply0" { 0 } else { 1 }], value.trim());
     }
 }
@@ -113,7 +130,10 @@ async fn a_token_flood_hits_the_generated_token_budget() {
         )
         .await;
     let err = out.output.unwrap_err();
-    assert!(matches!(&err, RunError::Program(m) if m.contains("budget of 100 generated tokens")), "{err}");
+    assert!(
+        matches!(&err, RunError::Program(m) if m.contains("budget of 100 generated tokens")),
+        "{err}"
+    );
     assert!(out.stats.generated_tokens <= 100, "{:?}", out.stats);
 }
 
@@ -121,7 +141,8 @@ async fn a_token_flood_hits_the_generated_token_budget() {
 async fn json_extract_output_always_parses_under_the_schema() {
     let (rt, _) = runtime();
     let out = run(&rt, "json_extract", "Ada Lovelace, 36, lived in London.").await;
-    let v: Value = serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}\n{}", out.log))).unwrap();
+    let v: Value =
+        serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}\n{}", out.log))).unwrap();
     assert!(v["name"].is_string() && v["city"].is_string(), "{v}");
     assert!(v["age"].as_u64().is_some_and(|a| a <= 150), "{v}");
 }
@@ -130,16 +151,28 @@ async fn json_extract_output_always_parses_under_the_schema() {
 async fn react_agent_and_judge_run_to_completion() {
     let (rt, _) = runtime();
     let out = run(&rt, "react_agent", "What is 17 * 23?").await;
-    let v: Value = serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}\n{}", out.log))).unwrap();
+    let v: Value =
+        serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}\n{}", out.log))).unwrap();
     let steps = v["steps"].as_array().unwrap();
     assert!(!steps.is_empty() && steps.len() <= 5);
     for s in steps.iter().filter(|s| s["action"] == "calculate") {
         // The regex keeps the tool input arithmetic.
-        assert!(s["input"].as_str().unwrap().chars().all(|c| "0123456789+-*/(). ".contains(c)), "{s}");
+        assert!(
+            s["input"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .all(|c| "0123456789+-*/(). ".contains(c)),
+            "{s}"
+        );
     }
     let input = r#"{"question": "2+2?", "answer_a": "4", "answer_b": "5"}"#;
     let out = run(&rt, "judge", input).await;
-    let v: Value = serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}\n{}", out.log))).unwrap();
-    assert!(["A", "B", "tie"].contains(&v["verdict"].as_str().unwrap()), "{v}");
+    let v: Value =
+        serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}\n{}", out.log))).unwrap();
+    assert!(
+        ["A", "B", "tie"].contains(&v["verdict"].as_str().unwrap()),
+        "{v}"
+    );
     assert!(!v["judgements"].as_array().unwrap().is_empty());
 }

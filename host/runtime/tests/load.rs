@@ -20,7 +20,10 @@ fn garbage_is_rejected_as_malformed() {
 #[test]
 fn a_truncated_component_is_rejected_as_malformed() {
     let bytes = guest("semantics");
-    let err = runtime().load(&bytes[..bytes.len() / 2]).err().expect("must fail");
+    let err = runtime()
+        .load(&bytes[..bytes.len() / 2])
+        .err()
+        .expect("must fail");
     assert!(matches!(err, LoadError::Malformed(_)), "{err}");
 }
 
@@ -33,7 +36,10 @@ fn a_core_module_is_rejected_with_a_hint() {
 
 #[test]
 fn an_unknown_import_is_rejected_by_name() {
-    let err = runtime().load(&guest("extra_import")).err().expect("must fail");
+    let err = runtime()
+        .load(&guest("extra_import"))
+        .err()
+        .expect("must fail");
     match &err {
         LoadError::UnsupportedImports { names, .. } => {
             assert_eq!(names, &["evil:guest/exfiltrate@0.1.0".to_string()]);
@@ -50,7 +56,10 @@ fn oversized_components_are_refused_before_compiling() {
         ..Default::default()
     });
     let err = rt.load(&guest("semantics")).err().expect("must fail");
-    assert!(matches!(err, LoadError::TooLarge { limit: 1000, .. }), "{err}");
+    assert!(
+        matches!(err, LoadError::TooLarge { limit: 1000, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -65,17 +74,32 @@ fn loads_are_cached_in_memory_and_on_disk() {
     let first = runtime_with(config.clone());
     let program = first.load(&bytes).expect("load");
     assert_eq!(program.hash(), first.load(&bytes).expect("reload").hash());
-    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with(&program.hash()) && name.ends_with(".cwasm"), "{name}");
+    assert!(
+        name.starts_with(&program.hash()) && name.ends_with(".cwasm"),
+        "{name}"
+    );
 
     // A fresh runtime finds the compiled file; a corrupt one is recompiled.
     let second = runtime_with(config.clone());
-    assert_eq!(second.load(&bytes).expect("load from disk").hash(), program.hash());
+    assert_eq!(
+        second.load(&bytes).expect("load from disk").hash(),
+        program.hash()
+    );
     std::fs::write(&files[0], b"not a cwasm").unwrap();
     let third = runtime_with(config);
-    assert_eq!(third.load(&bytes).expect("recompile").hash(), program.hash());
-    assert!(std::fs::read(&files[0]).unwrap().len() > 100, "the cache file is rewritten");
+    assert_eq!(
+        third.load(&bytes).expect("recompile").hash(),
+        program.hash()
+    );
+    assert!(
+        std::fs::read(&files[0]).unwrap().len() > 100,
+        "the cache file is rewritten"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

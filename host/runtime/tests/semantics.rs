@@ -11,7 +11,9 @@ async fn scenario(name: &str) -> (Value, arbor_runtime::RunStats) {
     let rt = runtime();
     let program = rt.load(&guest("semantics")).unwrap();
     let out = rt.run(&program, name, RunOptions::default()).await;
-    let text = out.output.unwrap_or_else(|e| panic!("{name}: {e}\nlog: {}", out.log));
+    let text = out
+        .output
+        .unwrap_or_else(|e| panic!("{name}: {e}\nlog: {}", out.log));
     (serde_json::from_str(&text).unwrap(), out.stats)
 }
 
@@ -34,7 +36,10 @@ async fn appends_and_messages_build_the_text_in_order() {
         "Hello",
         "<|eot_id|>",
     ];
-    let count: usize = pieces.iter().map(|p| tok.encode(*p, false).unwrap().len()).sum();
+    let count: usize = pieces
+        .iter()
+        .map(|p| tok.encode(*p, false).unwrap().len())
+        .sum();
     assert_eq!(v["tokens"], count);
     assert_eq!(stats.states_created, 1);
     assert!(stats.host_calls >= 9, "{stats:?}");
@@ -45,7 +50,10 @@ async fn appends_and_messages_build_the_text_in_order() {
 async fn forks_copy_the_parent_at_the_fork_point() {
     let (v, stats) = scenario("fork").await;
     assert_eq!(v["parent"], "root parent-only");
-    assert_eq!(v["children"], serde_json::json!(["root child0", "root child1", "root child2"]));
+    assert_eq!(
+        v["children"],
+        serde_json::json!(["root child0", "root child1", "root child2"])
+    );
     assert_eq!(stats.states_created, 4);
     assert_eq!(stats.peak_live_states, 4);
 }
@@ -53,7 +61,10 @@ async fn forks_copy_the_parent_at_the_fork_point() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_survive_their_parent_being_dropped() {
     let (v, _) = scenario("fork-then-drop").await;
-    assert_eq!(v["children"], serde_json::json!(["ancestor", "ancestor second"]));
+    assert_eq!(
+        v["children"],
+        serde_json::json!(["ancestor", "ancestor second"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,13 +72,29 @@ async fn expected_failures_are_errors_not_traps() {
     let (v, _) = scenario("errors").await;
     assert_eq!(v["unknown"], "unknown variable: nothing");
     assert_eq!(v["choice"], "unknown variable: nothing");
-    assert_eq!(v["end"], "invalid argument: end-message without begin-message");
-    assert_eq!(v["twice"], "invalid argument: a User message is already open");
+    assert_eq!(
+        v["end"],
+        "invalid argument: end-message without begin-message"
+    );
+    assert_eq!(
+        v["twice"],
+        "invalid argument: a User message is already open"
+    );
     assert!(v["message"].as_str().unwrap().contains("a message is open"));
     assert_eq!(v["fork0"], "invalid argument: fork needs n >= 1");
-    assert!(v["no_choices"].as_str().unwrap().starts_with("invalid argument: select needs"));
+    assert!(
+        v["no_choices"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid argument: select needs")
+    );
     assert_eq!(v["zero"], "invalid argument: max-tokens must be at least 1");
-    assert!(v["top_p"].as_str().unwrap().starts_with("invalid argument: top-p"));
+    assert!(
+        v["top_p"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid argument: top-p")
+    );
     assert_eq!(v["empty_regex"], "bad constraint: empty regex");
     assert_eq!(
         v["still_usable"],

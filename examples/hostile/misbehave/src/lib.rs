@@ -18,7 +18,11 @@ use std::hint::black_box;
 use arbor_guest::{Gen, State, bindings::lm};
 
 fn arg(input: &str) -> usize {
-    input.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
+    input
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn spin() -> ! {
@@ -95,7 +99,10 @@ fn run(input: String) -> Result<String, String> {
             let s = State::new()?;
             s.append("Once upon a time")?;
             for i in 0..arg(&input) {
-                s.generate(&format!("g{i}"), Gen::new().max_tokens(64).temperature(1.0).seed(i as u64))?;
+                s.generate(
+                    &format!("g{i}"),
+                    Gen::new().max_tokens(64).temperature(1.0).seed(i as u64),
+                )?;
             }
             Ok(s.text()?)
         }

@@ -50,8 +50,14 @@ fn run(input: String) -> Result<String, String> {
             s.end()?;
             let fork0 = s.fork(0).unwrap_err().to_string();
             let no_choices = s.select::<&str>("x", &[]).unwrap_err().to_string();
-            let zero = s.generate("x", Gen::new().max_tokens(0)).unwrap_err().to_string();
-            let top_p = s.generate("x", Gen::new().top_p(0.0)).unwrap_err().to_string();
+            let zero = s
+                .generate("x", Gen::new().max_tokens(0))
+                .unwrap_err()
+                .to_string();
+            let top_p = s
+                .generate("x", Gen::new().top_p(0.0))
+                .unwrap_err()
+                .to_string();
             let schema = s
                 .generate("x", Gen::new().json_schema(&json!({})).regex(""))
                 .unwrap_err()

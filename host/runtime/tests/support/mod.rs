@@ -14,13 +14,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arbor_runtime::{
-    BackendError, ChoiceScore, GenerateOptions, Generated, LmBackend, Namespace, Role, Runtime, RuntimeConfig,
-    TokenSink,
+    BackendError, ChoiceScore, GenerateOptions, Generated, LmBackend, Namespace, Role, Runtime,
+    RuntimeConfig, TokenSink,
 };
 use futures::future::BoxFuture;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, Tokenizer};
+use tokenizers::{
+    AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
+    Tokenizer,
+};
 
 /// The folder holding the built guest components.
 pub fn guests_dir() -> &'static Path {
@@ -55,7 +58,12 @@ const CORPUS: &str = "Question: what is the capital of France? Answer: Paris.\n\
     Be brief. Hello, how are you? I am fine, thank you.\n\
     root child parent ancestor second unaffected warm hello\n";
 
-const SPECIAL: [&str; 4] = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"];
+const SPECIAL: [&str; 4] = [
+    "<|begin_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+];
 
 /// A byte-level BPE trained on a few lines: a real tokenizer, small enough
 /// to train in milliseconds.
@@ -122,7 +130,9 @@ impl LmBackend for TokenizerBackend {
             Role::User => "user",
             Role::Assistant => "assistant",
         };
-        Ok(format!("<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>"))
+        Ok(format!(
+            "<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>"
+        ))
     }
 
     fn generate(

@@ -12,9 +12,12 @@ use arbor_engine::export::{WeightDtype, export_random};
 use arbor_engine::tokenizer::ChatMessage;
 use arbor_engine::{Engine, EngineOptions, Preset, SamplingParams};
 use arbor_runtime::{
-    BackendError, ChoiceScore, Constraint, Finish, GenerateOptions, Generated, LmBackend, Namespace, Role, TokenSink,
+    BackendError, ChoiceScore, Constraint, Finish, GenerateOptions, Generated, LmBackend,
+    Namespace, Role, TokenSink,
 };
-use arbor_scheduler::{Event, FinishReason, GenerateRequest, Scheduler, SchedulerConfig, ScoreRequest};
+use arbor_scheduler::{
+    Event, FinishReason, GenerateRequest, Scheduler, SchedulerConfig, ScoreRequest,
+};
 use futures::future::BoxFuture;
 
 fn tiny_model() -> PathBuf {
@@ -90,7 +93,9 @@ impl LmBackend for SchedulerBackend {
         let text = tok.apply_chat_template(&[msg], false).map_err(engine_err)?;
         // The template opens the conversation with BOS; one message alone
         // must not repeat it.
-        let bos = tok.bos_id().map(|b| tok.inner().id_to_token(b).unwrap_or_default());
+        let bos = tok
+            .bos_id()
+            .map(|b| tok.inner().id_to_token(b).unwrap_or_default());
         Ok(match bos {
             Some(b) if !b.is_empty() => text.strip_prefix(b.as_str()).unwrap_or(&text).to_string(),
             _ => text,
@@ -140,7 +145,9 @@ impl LmBackend for SchedulerBackend {
                         let full = tok.decode(&tokens);
                         let finish = match finish {
                             FinishReason::Length => Finish::Length,
-                            FinishReason::Stop if full.len() > text.len() && full.starts_with(&text) => {
+                            FinishReason::Stop
+                                if full.len() > text.len() && full.starts_with(&text) =>
+                            {
                                 Finish::Stop { offset: text.len() }
                             }
                             FinishReason::Stop => Finish::EndOfSequence,

@@ -93,6 +93,14 @@ pub fn run(a: Args) -> Result<()> {
         )),
         (None, None) => None,
     };
+    if prompt.len() + a.max_tokens > engine.max_context() {
+        bail!(
+            "prompt of {} tokens plus {} new tokens exceeds the model's context of {}",
+            prompt.len(),
+            a.max_tokens,
+            engine.max_context()
+        );
+    }
     let scheduler = Scheduler::start(engine, SchedulerConfig::default());
     let mut req = GenerateRequest::new(Namespace::PUBLIC, prompt, a.max_tokens);
     req.sampling = sampling;

@@ -14,6 +14,20 @@ fn run(input: String) -> Result<String, String> {
             s.begin(Role::Assistant)?.append("Hello")?.end()?;
             json!({ "text": s.text()?, "tokens": s.token_count()? })
         }
+        // Eight branches share a long prefix and generate in parallel: the
+        // host test counts engine steps and prefilled tokens.
+        "fork8" => {
+            let s = State::new()?;
+            s.append("The following is a long shared context for every branch. ".repeat(8))?;
+            let kids = s.fork(8)?;
+            for (i, k) in kids.iter().enumerate() {
+                k.append(format!(" Branch {i}:"))?;
+                k.generate("out", Gen::new().max_tokens(16))?;
+            }
+            join(kids.iter())?;
+            let outs: Result<Vec<String>, _> = kids.iter().map(|k| k.variable("out")).collect();
+            json!({ "outs": outs?, "prefix_tokens": s.token_count()? })
+        }
         // Forks copy the parent at the fork point and then diverge; the
         // parent's later appends do not reach them.
         "fork" => {

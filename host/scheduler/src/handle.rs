@@ -2,10 +2,10 @@
 
 use crate::config::SchedulerConfig;
 use crate::core::{Command, Core, PoolAudit};
+use crate::request::Constraint;
 use crate::request::{
     ChoiceScore, Event, FinishReason, GenerateRequest, SchedulerError, ScoreRequest, Usage,
 };
-use crate::request::Constraint;
 use crate::stats::SchedulerStats;
 use arbor_constraint::{ConstraintCache, Limits, SchemaOptions, TokenFsm, Vocab};
 use arbor_engine::{Engine, Tokenizer};
@@ -54,22 +54,8 @@ impl GenerationStream {
     /// Waits for the end, discarding intermediate tokens.
     pub async fn collect(mut self) -> Result<Generated, SchedulerError> {
         while let Some(ev) = self.rx.recv().await {
-            match ev {
-                Event::Token { .. } => {}
-                Event::Done {
-                    text,
-                    tokens,
-                    finish,
-                    usage,
-                } => {
-                    return Ok(Generated {
-                        text,
-                        tokens,
-                        finish,
-                        usage,
-                    });
-                }
-                Event::Error(e) => return Err(e),
+            if let Some(end) = ending(ev) {
+                return end;
             }
         }
         Err(SchedulerError::Shutdown)
@@ -78,25 +64,30 @@ impl GenerationStream {
     /// [`Self::collect`] for synchronous callers (not inside a tokio runtime).
     pub fn blocking_collect(mut self) -> Result<Generated, SchedulerError> {
         while let Some(ev) = self.rx.blocking_recv() {
-            match ev {
-                Event::Token { .. } => {}
-                Event::Done {
-                    text,
-                    tokens,
-                    finish,
-                    usage,
-                } => {
-                    return Ok(Generated {
-                        text,
-                        tokens,
-                        finish,
-                        usage,
-                    });
-                }
-                Event::Error(e) => return Err(e),
+            if let Some(end) = ending(ev) {
+                return end;
             }
         }
         Err(SchedulerError::Shutdown)
+    }
+}
+
+/// The outcome an event ends a generation with, if it ends it.
+fn ending(ev: Event) -> Option<Result<Generated, SchedulerError>> {
+    match ev {
+        Event::Token { .. } => None,
+        Event::Done {
+            text,
+            tokens,
+            finish,
+            usage,
+        } => Some(Ok(Generated {
+            text,
+            tokens,
+            finish,
+            usage,
+        })),
+        Event::Error(e) => Some(Err(e)),
     }
 }
 
@@ -113,7 +104,12 @@ impl Scheduler {
             cache: ConstraintCache::new(Limits::default(), 256),
             vocab: constraint_vocab(&tokenizer),
         });
-        let core = Core::new(engine, config, stats.clone(), constraints.vocab.clone().ok());
+        let core = Core::new(
+            engine,
+            config,
+            stats.clone(),
+            constraints.vocab.clone().ok(),
+        );
         std::thread::Builder::new()
             .name("arbor-scheduler".into())
             .spawn(move || core.run(rx))
@@ -144,7 +140,9 @@ impl Scheduler {
         req.sampling.validate().map_err(SchedulerError::Invalid)?;
         let (etx, erx) = tmpsc::unbounded_channel();
         let Some(constraint) = req.constraint.clone() else {
-            self.tx.send(Command::Generate(req, etx, None)).map_err(|_| SchedulerError::Shutdown)?;
+            self.tx
+                .send(Command::Generate(req, etx, None))
+                .map_err(|_| SchedulerError::Shutdown)?;
             return Ok(GenerationStream { rx: erx });
         };
         // Compiling can take up to the compile limits (hostile patterns):
@@ -237,7 +235,9 @@ impl Scheduler {
     /// loaded session, e.g. between benchmark runs).
     pub fn shutdown(self) -> Result<Engine, SchedulerError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Shutdown(tx)).map_err(|_| SchedulerError::Shutdown)?;
+        self.tx
+            .send(Command::Shutdown(tx))
+            .map_err(|_| SchedulerError::Shutdown)?;
         rx.blocking_recv().map_err(|_| SchedulerError::Shutdown)
     }
 
@@ -262,7 +262,10 @@ impl Scheduler {
 
 impl Constraints {
     fn compile(&self, c: &Constraint) -> Result<Arc<TokenFsm>, String> {
-        let vocab = self.vocab.as_ref().map_err(|e| format!("constraints are unavailable for this model: {e}"))?;
+        let vocab = self
+            .vocab
+            .as_ref()
+            .map_err(|e| format!("constraints are unavailable for this model: {e}"))?;
         let compiled = match c {
             Constraint::Regex(r) => self.cache.regex(r, vocab),
             Constraint::JsonSchema(s) => self.cache.schema_str(s, &SchemaOptions::default(), vocab),
@@ -270,7 +273,8 @@ impl Constraints {
                 if cs.is_empty() {
                     return Err("choices must not be empty".into());
                 }
-                self.cache.regex(&arbor_constraint::choices_to_regex(cs), vocab)
+                self.cache
+                    .regex(&arbor_constraint::choices_to_regex(cs), vocab)
             }
         };
         compiled.map_err(|e| e.to_string())
@@ -280,7 +284,13 @@ impl Constraints {
 /// The model's vocabulary as byte strings, for token automata.
 fn constraint_vocab(tok: &Tokenizer) -> Result<Arc<Vocab>, String> {
     let json = tok.inner().to_string(false).map_err(|e| e.to_string())?;
-    let eos: Vec<String> = tok.eos_ids().iter().filter_map(|&i| tok.inner().id_to_token(i)).collect();
+    let eos: Vec<String> = tok
+        .eos_ids()
+        .iter()
+        .filter_map(|&i| tok.inner().id_to_token(i))
+        .collect();
     let names: Vec<&str> = eos.iter().map(|s| s.as_str()).collect();
-    Vocab::from_tokenizer_json(&json, &names).map(Arc::new).map_err(|e| e.to_string())
+    Vocab::from_tokenizer_json(&json, &names)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }

@@ -14,16 +14,20 @@ use crate::request::{
     ChoiceScore, Event, FinishReason, GenerateRequest, SchedulerError, ScoreRequest, Usage,
 };
 use crate::stats::SchedulerStats;
+use arbor_constraint::{FsmState, TokenFsm, Vocab};
 use arbor_engine::sampling::log_prob;
 use arbor_engine::{BatchEntry, Engine, Logits, Sampler};
-use arbor_constraint::{FsmState, TokenFsm, Vocab};
 use arbor_kvcache::{Namespace, NodeId, RadixCache, SlotAllocator};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
 pub enum Command {
-    Generate(GenerateRequest, tmpsc::UnboundedSender<Event>, Option<Arc<TokenFsm>>),
+    Generate(
+        GenerateRequest,
+        tmpsc::UnboundedSender<Event>,
+        Option<Arc<TokenFsm>>,
+    ),
     Score(
         ScoreRequest,
         oneshot::Sender<Result<Vec<ChoiceScore>, SchedulerError>>,
@@ -212,7 +216,12 @@ impl Core {
     }
 
     fn shutdown(mut self, tx: oneshot::Sender<Engine>) {
-        for mut j in self.running.drain(..).chain(self.waiting.drain(..)).collect::<Vec<_>>() {
+        for mut j in self
+            .running
+            .drain(..)
+            .chain(self.waiting.drain(..))
+            .collect::<Vec<_>>()
+        {
             j.fail(SchedulerError::Shutdown);
         }
         let _ = tx.send(self.engine);
@@ -235,7 +244,14 @@ impl Core {
                 (
                     req.namespace,
                     req.prompt.clone(),
-                    Kind::Gen { req, tx, sampler, out: Vec::new(), detok: Detokenizer::new(), fsm },
+                    Kind::Gen {
+                        req,
+                        tx,
+                        sampler,
+                        out: Vec::new(),
+                        detok: Detokenizer::new(),
+                        fsm,
+                    },
                 )
             }
             Command::Score(req, tx) => (
@@ -700,7 +716,13 @@ impl Core {
             Kind::Score { req, first, .. } => {
                 *first = Some(req.choices.iter().map(|c| log_prob(row, c[0])).collect());
             }
-            Kind::Gen { req, sampler, out, fsm, .. } => {
+            Kind::Gen {
+                req,
+                sampler,
+                out,
+                fsm,
+                ..
+            } => {
                 let mut logits = row.to_vec();
                 if let Some((f, state)) = fsm {
                     let t = std::time::Instant::now();
@@ -728,14 +750,18 @@ impl Core {
                     let before = *state;
                     let Some(next) = f.advance(before, tok) else {
                         self.release(job, false);
-                        job.fail(SchedulerError::Invalid("the constraint admits no continuation".into()));
+                        job.fail(SchedulerError::Invalid(
+                            "the constraint admits no continuation".into(),
+                        ));
                         return;
                     };
                     *state = next;
                     let room = req.max_tokens.saturating_sub(out.len() + 1);
                     if self.cfg.jump_forward && room > 0 && !f.is_finished(next) {
                         let tk = self.engine.tokenizer();
-                        if let Some((ids, s)) = jump_forward(f, self.vocab.as_deref(), tk, before, tok, room) {
+                        if let Some((ids, s)) =
+                            jump_forward(f, self.vocab.as_deref(), tk, before, tok, room)
+                        {
                             self.stats.jump_forward_tokens += (ids.len() - 1) as u64;
                             new = ids;
                             *state = s;
@@ -746,7 +772,16 @@ impl Core {
                     self.finish_gen(job, FinishReason::Stop);
                     return;
                 }
-                let Kind::Gen { req, out, detok, tx, .. } = &mut job.kind else { unreachable!("matched above") };
+                let Kind::Gen {
+                    req,
+                    out,
+                    detok,
+                    tx,
+                    ..
+                } = &mut job.kind
+                else {
+                    unreachable!("matched above")
+                };
                 let mut stop = false;
                 for &t in &new {
                     out.push(t);
@@ -760,7 +795,9 @@ impl Core {
                 }
                 if stop || complete {
                     self.finish_gen(job, FinishReason::Stop);
-                } else if out.len() >= req.max_tokens || job.tokens.len() >= self.engine.max_context() {
+                } else if out.len() >= req.max_tokens
+                    || job.tokens.len() >= self.engine.max_context()
+                {
                     self.finish_gen(job, FinishReason::Length);
                 }
             }

@@ -4,8 +4,10 @@
 
 mod common;
 
-use arbor_scheduler::{Constraint, Event, GenerateRequest, Namespace, SchedulerConfig, SchedulerError};
 use arbor_engine::SamplingParams;
+use arbor_scheduler::{
+    Constraint, Event, GenerateRequest, Namespace, SchedulerConfig, SchedulerError,
+};
 
 const REGEXES: &[&str] = &[
     r"[0-9]{3}-[0-9]{4}",
@@ -32,10 +34,20 @@ fn prompt() -> Vec<u32> {
     vec![0, 40, 41, 42, 43]
 }
 
-fn run_one(s: &arbor_scheduler::Scheduler, c: Constraint, seed: u64, temp: f32, max: usize) -> Result<arbor_scheduler::Generated, SchedulerError> {
+fn run_one(
+    s: &arbor_scheduler::Scheduler,
+    c: Constraint,
+    seed: u64,
+    temp: f32,
+    max: usize,
+) -> Result<arbor_scheduler::Generated, SchedulerError> {
     let mut r = GenerateRequest::new(Namespace::tenant(1), prompt(), max);
     r.constraint = Some(c);
-    r.sampling = SamplingParams { temperature: temp, seed, ..Default::default() };
+    r.sampling = SamplingParams {
+        temperature: temp,
+        seed,
+        ..Default::default()
+    };
     s.generate(r)?.blocking_collect()
 }
 
@@ -69,26 +81,43 @@ fn every_json_output_parses_and_validates() {
             continue;
         }
         finished += 1;
-        let v: serde_json::Value = serde_json::from_str(&g.text).unwrap_or_else(|e| panic!("{e}: {:?}", g.text));
+        let v: serde_json::Value =
+            serde_json::from_str(&g.text).unwrap_or_else(|e| panic!("{e}: {:?}", g.text));
         assert!(validator.is_valid(&v), "seed {seed}: {v}");
     }
     assert!(finished >= 12, "only {finished} of 16 outputs finished");
-    assert!(s.stats().jump_forward_tokens > 0, "the schema forces key names: jump-forward must fire");
+    assert!(
+        s.stats().jump_forward_tokens > 0,
+        "the schema forces key names: jump-forward must fire"
+    );
 }
 
 #[test]
 fn jump_forward_cuts_decoding_steps() {
     let mut steps = Vec::new();
     for jf in [true, false] {
-        let s = common::scheduler(4096, SchedulerConfig { jump_forward: jf, ..Default::default() });
+        let s = common::scheduler(
+            4096,
+            SchedulerConfig {
+                jump_forward: jf,
+                ..Default::default()
+            },
+        );
         for seed in 0..4 {
             let g = run_one(&s, Constraint::JsonSchema(SCHEMA.into()), seed, 0.0, 160).unwrap();
-            assert!(serde_json::from_str::<serde_json::Value>(&g.text).is_ok(), "{:?}", g.text);
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&g.text).is_ok(),
+                "{:?}",
+                g.text
+            );
         }
         steps.push((s.stats().steps, s.stats().constrained_sampled_tokens));
     }
     let (on, off) = (steps[0], steps[1]);
-    assert!(on.0 < off.0 && on.1 < off.1, "jump-forward on {on:?} vs off {off:?}");
+    assert!(
+        on.0 < off.0 && on.1 < off.1,
+        "jump-forward on {on:?} vs off {off:?}"
+    );
 }
 
 #[test]
@@ -127,7 +156,10 @@ fn choices_constraint_yields_one_of_them_and_streams_tokens() {
     r.constraint = Some(Constraint::Choices(choices.clone()));
     let mut st = s.generate(r).unwrap();
     let mut streamed = String::new();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let done = rt.block_on(async {
         loop {
             match st.next().await.unwrap() {

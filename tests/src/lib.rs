@@ -27,7 +27,9 @@ pub fn python() -> String {
 
 /// A script in `tests/reference/`.
 pub fn reference_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("reference").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("reference")
+        .join(name)
 }
 
 /// Runs a reference script and returns its stdout.
@@ -54,8 +56,13 @@ pub fn run_python(script: &str, args: &[&str], stdin: &str) -> Result<String> {
     let mut pipe = child.stdin.take().expect("stdin is piped");
     let input = stdin.to_string();
     let writer = std::thread::spawn(move || pipe.write_all(input.as_bytes()));
-    let out = child.wait_with_output().with_context(|| format!("{script} did not finish"))?;
-    writer.join().expect("stdin writer panicked").with_context(|| format!("cannot feed {script}"))?;
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("{script} did not finish"))?;
+    writer
+        .join()
+        .expect("stdin writer panicked")
+        .with_context(|| format!("cannot feed {script}"))?;
     if !out.status.success() {
         bail!(
             "`{py} {}` failed ({}):\n{}",
@@ -87,12 +94,17 @@ pub fn reference(hf_dir: &Path, prompts: &[Vec<u32>], max_tokens: usize) -> Resu
     struct Out {
         results: Vec<RefResult>,
     }
-    let req = serde_json::json!({ "prompts": prompts, "max_tokens": max_tokens, "all_logits": true });
+    let req =
+        serde_json::json!({ "prompts": prompts, "max_tokens": max_tokens, "all_logits": true });
     let hf = hf_dir.to_str().context("non-UTF-8 path")?;
     let text = run_python("llama_ref.py", &[hf], &req.to_string())?;
     let out: Out = serde_json::from_str(&text).context("llama_ref.py printed invalid JSON")?;
     if out.results.len() != prompts.len() {
-        bail!("llama_ref.py returned {} results for {} prompts", out.results.len(), prompts.len());
+        bail!(
+            "llama_ref.py returned {} results for {} prompts",
+            out.results.len(),
+            prompts.len()
+        );
     }
     for (r, p) in out.results.iter().zip(prompts) {
         if r.greedy.len() != max_tokens || r.logits.len() != p.len() + max_tokens.max(1) - 1 {
@@ -112,7 +124,10 @@ pub fn scratch_dir(label: &str) -> PathBuf {
     if proc_fs && let Ok(rd) = std::fs::read_dir(&base) {
         for e in rd.flatten() {
             let name = e.file_name();
-            let pid = name.to_str().and_then(|n| n.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+            let pid = name
+                .to_str()
+                .and_then(|n| n.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
             if let Some(pid) = pid
                 && !Path::new("/proc").join(pid.to_string()).exists()
             {
@@ -122,14 +137,19 @@ pub fn scratch_dir(label: &str) -> PathBuf {
     }
     let dir = base.join(format!("{}-{label}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     dir
 }
 
 /// Engine options for tests: one intra-op thread, since the test harness
 /// already runs tests in parallel on few cores.
 pub fn test_options() -> EngineOptions {
-    EngineOptions { kv_slots: 4096, threads: 1, ..Default::default() }
+    EngineOptions {
+        kv_slots: 4096,
+        threads: 1,
+        ..Default::default()
+    }
 }
 
 /// Index of the largest value; the first on ties, as NumPy's argmax.
@@ -146,7 +166,11 @@ pub fn argmax(row: &[f32]) -> u32 {
 /// Checks one logit row against the reference's.
 pub fn compare_logits(got: &[f32], want: &[f64], what: &str) -> Result<(), String> {
     if got.len() != want.len() {
-        return Err(format!("{what}: {} logits, reference has {}", got.len(), want.len()));
+        return Err(format!(
+            "{what}: {} logits, reference has {}",
+            got.len(),
+            want.len()
+        ));
     }
     let (mut worst, mut at) = (0f64, 0);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -168,7 +192,12 @@ pub fn compare_logits(got: &[f32], want: &[f64], what: &str) -> Result<(), Strin
 }
 
 /// Checks a greedy choice against the reference's.
-pub fn compare_token(got: u32, reference: &RefResult, step: usize, what: &str) -> Result<(), String> {
+pub fn compare_token(
+    got: u32,
+    reference: &RefResult,
+    step: usize,
+    what: &str,
+) -> Result<(), String> {
     let want = reference.greedy[step];
     if got != want {
         return Err(format!(
@@ -213,7 +242,17 @@ pub fn run_checked(
     let ids: Vec<SeqId> = cases.iter().map(|c| seqs.create(c.prompt)).collect();
     let mut done = vec![0usize; cases.len()];
     let mut generated = vec![Vec::new(); cases.len()];
-    check_steps(engine, &mut seqs, &ids, cases, &mut done, &mut generated, chunk, rows, steps)?;
+    check_steps(
+        engine,
+        &mut seqs,
+        &ids,
+        cases,
+        &mut done,
+        &mut generated,
+        chunk,
+        rows,
+        steps,
+    )?;
     Ok(generated)
 }
 
@@ -235,7 +274,9 @@ pub fn check_steps(
 ) -> Result<(), String> {
     let err = |e: anyhow::Error| format!("{e:#}");
     loop {
-        let active: Vec<usize> = (0..cases.len()).filter(|&i| generated[i].len() < steps).collect();
+        let active: Vec<usize> = (0..cases.len())
+            .filter(|&i| generated[i].len() < steps)
+            .collect();
         if active.is_empty() {
             return Ok(());
         }
@@ -249,7 +290,11 @@ pub fn check_steps(
                 Rows::Last if n == pending => Logits::Last,
                 Rows::Last => Logits::None,
             };
-            items.push(StepItem { seq: ids[i], max_tokens: chunk, logits });
+            items.push(StepItem {
+                seq: ids[i],
+                max_tokens: chunk,
+                logits,
+            });
             sizes.push((n, n == pending));
         }
         let out = seqs.step(engine, &items).map_err(err)?;
@@ -272,7 +317,10 @@ pub fn check_steps(
             }
             for (j, row) in got.iter().enumerate() {
                 let pos = first + j;
-                let what = format!("case {i} (prompt {} tokens), position {pos}", c.prompt.len());
+                let what = format!(
+                    "case {i} (prompt {} tokens), position {pos}",
+                    c.prompt.len()
+                );
                 compare_logits(row, &c.reference.logits[pos], &what)?;
             }
             done[i] += n;
@@ -289,19 +337,36 @@ pub fn check_steps(
 }
 
 /// Greedy continuations through the public generation loop.
-pub fn greedy_generate(engine: &mut Engine, prompts: &[&[u32]], steps: usize, chunk: usize) -> Result<Vec<Vec<u32>>> {
+pub fn greedy_generate(
+    engine: &mut Engine,
+    prompts: &[&[u32]],
+    steps: usize,
+    chunk: usize,
+) -> Result<Vec<Vec<u32>>> {
     let reqs: Vec<GenRequest> = prompts
         .iter()
-        .map(|p| GenRequest { prompt: p.to_vec(), max_tokens: steps, ignore_eos: true, ..Default::default() })
+        .map(|p| GenRequest {
+            prompt: p.to_vec(),
+            max_tokens: steps,
+            ignore_eos: true,
+            ..Default::default()
+        })
         .collect();
-    Ok(generate(engine, &reqs, chunk)?.into_iter().map(|o| o.tokens).collect())
+    Ok(generate(engine, &reqs, chunk)?
+        .into_iter()
+        .map(|o| o.tokens)
+        .collect())
 }
 
 /// Checks continuations from [`greedy_generate`] against the reference.
 pub fn compare_greedy(got: &[Vec<u32>], cases: &[Case], what: &str) -> Result<(), String> {
     for (i, (g, c)) in got.iter().zip(cases).enumerate() {
         if g.len() != c.reference.greedy.len() {
-            return Err(format!("{what}, case {i}: {} tokens, reference {}", g.len(), c.reference.greedy.len()));
+            return Err(format!(
+                "{what}, case {i}: {} tokens, reference {}",
+                g.len(),
+                c.reference.greedy.len()
+            ));
         }
         for (step, &t) in g.iter().enumerate() {
             compare_token(t, c.reference, step, &format!("{what}, case {i}"))?;

@@ -7,8 +7,8 @@ use arbor_engine::engine::{BatchEntry, Engine, Logits};
 use arbor_engine::export::{WeightDtype, export_random};
 use arbor_engine::sequence::Sequences;
 use arbor_tests::{
-    Case, RefResult, Rows, argmax, check_steps, compare_greedy, compare_logits, compare_token, greedy_generate,
-    reference, run_checked, scratch_dir, test_options,
+    Case, RefResult, Rows, argmax, check_steps, compare_greedy, compare_logits, compare_token,
+    greedy_generate, reference, run_checked, scratch_dir, test_options,
 };
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -29,7 +29,14 @@ struct Fixture {
 
 impl Fixture {
     fn cases(&self) -> Vec<Case<'_>> {
-        self.prompts.iter().zip(&self.refs).map(|(p, r)| Case { prompt: p, reference: r }).collect()
+        self.prompts
+            .iter()
+            .zip(&self.refs)
+            .map(|(p, r)| Case {
+                prompt: p,
+                reference: r,
+            })
+            .collect()
     }
 
     fn engine(&self) -> Engine {
@@ -87,7 +94,8 @@ fn each_prompt_alone() {
     let f = fixture();
     let mut engine = f.engine();
     for (i, case) in f.cases().into_iter().enumerate() {
-        run_checked(&mut engine, &[case], usize::MAX, Rows::Last, STEPS).unwrap_or_else(|e| panic!("prompt {i}: {e}"));
+        run_checked(&mut engine, &[case], usize::MAX, Rows::Last, STEPS)
+            .unwrap_or_else(|e| panic!("prompt {i}: {e}"));
         let got = greedy_generate(&mut engine, &[case.prompt], STEPS, 512).unwrap();
         compare_greedy(&got, &[case], &format!("generate, prompt {i}")).unwrap();
     }
@@ -114,7 +122,8 @@ fn chunked_prefill() {
     let cases = f.cases();
     for chunk in [3, 7] {
         // Batched, so short prompts decode in the same passes as long ones prefill.
-        run_checked(&mut engine, &cases, chunk, Rows::Last, STEPS).unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
+        run_checked(&mut engine, &cases, chunk, Rows::Last, STEPS)
+            .unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
         let long = cases[3];
         run_checked(&mut engine, &[long], chunk, Rows::Last, STEPS)
             .unwrap_or_else(|e| panic!("long prompt alone, chunk {chunk}: {e}"));
@@ -130,7 +139,8 @@ fn all_logit_rows() {
     let mut engine = f.engine();
     let cases = f.cases();
     run_checked(&mut engine, &cases, usize::MAX, Rows::All, STEPS).unwrap();
-    run_checked(&mut engine, &cases, 7, Rows::All, STEPS).unwrap_or_else(|e| panic!("chunk 7: {e}"));
+    run_checked(&mut engine, &cases, 7, Rows::All, STEPS)
+        .unwrap_or_else(|e| panic!("chunk 7: {e}"));
 }
 
 #[test]
@@ -143,30 +153,65 @@ fn forked_sequences_share_the_prefix() {
     let (sa, sb) = (&f.suffixes[0], &f.suffixes[1]);
 
     let root = seqs.create(&f.prefix);
-    let prefix_case = Case { prompt: &f.prefix, reference: &f.fork_refs[0] };
+    let prefix_case = Case {
+        prompt: &f.prefix,
+        reference: &f.fork_refs[0],
+    };
     let out = seqs
         .step(
             &mut engine,
-            &[arbor_engine::sequence::StepItem { seq: root, max_tokens: usize::MAX, logits: Logits::Last }],
+            &[arbor_engine::sequence::StepItem {
+                seq: root,
+                max_tokens: usize::MAX,
+                logits: Logits::Last,
+            }],
         )
         .unwrap();
     // The prefix is a prefix of both references, so row p-1 is its last logits.
-    compare_logits(out.last(0).unwrap(), &prefix_case.reference.logits[p - 1], "prefix").unwrap();
+    compare_logits(
+        out.last(0).unwrap(),
+        &prefix_case.reference.logits[p - 1],
+        "prefix",
+    )
+    .unwrap();
     assert_eq!(seqs.free_slots(), slots - p);
 
     let fork = seqs.fork(root).unwrap();
-    assert_eq!(seqs.free_slots(), slots - p, "a fork must share the prefix's slots, not copy them");
+    assert_eq!(
+        seqs.free_slots(),
+        slots - p,
+        "a fork must share the prefix's slots, not copy them"
+    );
     seqs.extend(root, sa).unwrap();
     seqs.extend(fork, sb).unwrap();
 
     let passes = engine.stats();
     let pa = [f.prefix.as_slice(), sa].concat();
     let pb = [f.prefix.as_slice(), sb].concat();
-    let cases = [Case { prompt: &pa, reference: &f.fork_refs[0] }, Case { prompt: &pb, reference: &f.fork_refs[1] }];
+    let cases = [
+        Case {
+            prompt: &pa,
+            reference: &f.fork_refs[0],
+        },
+        Case {
+            prompt: &pb,
+            reference: &f.fork_refs[1],
+        },
+    ];
     let mut done = [p, p];
     let mut generated = [Vec::new(), Vec::new()];
-    check_steps(&mut engine, &mut seqs, &[root, fork], &cases, &mut done, &mut generated, usize::MAX, Rows::All, STEPS)
-        .unwrap();
+    check_steps(
+        &mut engine,
+        &mut seqs,
+        &[root, fork],
+        &cases,
+        &mut done,
+        &mut generated,
+        usize::MAX,
+        Rows::All,
+        STEPS,
+    )
+    .unwrap();
 
     // Nothing of the prefix was computed again.
     let processed = engine.stats().tokens_processed - passes.tokens_processed;
@@ -175,7 +220,11 @@ fn forked_sequences_share_the_prefix() {
     let own_b = sb.len() + STEPS - 1;
     assert_eq!(seqs.free_slots(), slots - p - own_a - own_b);
     seqs.free(root).unwrap();
-    assert_eq!(seqs.free_slots(), slots - p - own_b, "the fork still holds the prefix");
+    assert_eq!(
+        seqs.free_slots(),
+        slots - p - own_b,
+        "the fork still holds the prefix"
+    );
     seqs.free(fork).unwrap();
     assert_eq!(seqs.free_slots(), slots);
 }
@@ -191,51 +240,108 @@ fn shared_prefix_through_hand_assigned_slots() {
     let prefix_slots: Vec<u32> = (0..p as u32).map(|i| (i * 37 + 11) % slots).collect();
     assert!(slots.is_power_of_two());
     let out = engine
-        .forward(&[BatchEntry { tokens: &f.prefix, history: &[], new_slots: &prefix_slots, logits: Logits::Last }])
+        .forward(&[BatchEntry {
+            tokens: &f.prefix,
+            history: &[],
+            new_slots: &prefix_slots,
+            logits: Logits::Last,
+        }])
         .unwrap();
-    compare_logits(out.last(0).unwrap(), &f.fork_refs[0].logits[p - 1], "prefix").unwrap();
+    compare_logits(
+        out.last(0).unwrap(),
+        &f.fork_refs[0].logits[p - 1],
+        "prefix",
+    )
+    .unwrap();
 
     // Both continuations read the same prefix slots; a third, unrelated
     // prompt without history rides in the same batch.
     let taken: std::collections::HashSet<u32> = prefix_slots.iter().copied().collect();
     let mut free = (0..slots).rev().filter(|s| !taken.contains(s));
-    let mut own: Vec<Vec<u32>> = f.suffixes.iter().map(|s| free.by_ref().take(s.len()).collect()).collect();
+    let mut own: Vec<Vec<u32>> = f
+        .suffixes
+        .iter()
+        .map(|s| free.by_ref().take(s.len()).collect())
+        .collect();
     let other = &f.prompts[2];
     let other_slots: Vec<u32> = free.by_ref().take(other.len()).collect();
     let hist: Vec<Vec<u32>> = own.iter().map(|_| prefix_slots.clone()).collect();
     let out = engine
         .forward(&[
-            BatchEntry { tokens: &f.suffixes[0], history: &hist[0], new_slots: &own[0], logits: Logits::All },
-            BatchEntry { tokens: other, history: &[], new_slots: &other_slots, logits: Logits::Last },
-            BatchEntry { tokens: &f.suffixes[1], history: &hist[1], new_slots: &own[1], logits: Logits::All },
+            BatchEntry {
+                tokens: &f.suffixes[0],
+                history: &hist[0],
+                new_slots: &own[0],
+                logits: Logits::All,
+            },
+            BatchEntry {
+                tokens: other,
+                history: &[],
+                new_slots: &other_slots,
+                logits: Logits::Last,
+            },
+            BatchEntry {
+                tokens: &f.suffixes[1],
+                history: &hist[1],
+                new_slots: &own[1],
+                logits: Logits::All,
+            },
         ])
         .unwrap();
-    compare_logits(out.last(1).unwrap(), &f.refs[2].logits[other.len() - 1], "unrelated prompt").unwrap();
+    compare_logits(
+        out.last(1).unwrap(),
+        &f.refs[2].logits[other.len() - 1],
+        "unrelated prompt",
+    )
+    .unwrap();
     let mut next = [0u32; 2];
     for (k, entry) in [0, 2].into_iter().enumerate() {
         let rows: Vec<&[f32]> = out.rows(entry).collect();
         assert_eq!(rows.len(), f.suffixes[k].len());
         for (j, row) in rows.iter().enumerate() {
-            compare_logits(row, &f.fork_refs[k].logits[p + j], &format!("suffix {k}, row {j}")).unwrap();
+            compare_logits(
+                row,
+                &f.fork_refs[k].logits[p + j],
+                &format!("suffix {k}, row {j}"),
+            )
+            .unwrap();
         }
         next[k] = argmax(rows.last().unwrap());
         compare_token(next[k], &f.fork_refs[k], 0, &format!("suffix {k}")).unwrap();
     }
 
     for step in 1..STEPS {
-        let hists: Vec<Vec<u32>> = own.iter().map(|o| [prefix_slots.as_slice(), o].concat()).collect();
+        let hists: Vec<Vec<u32>> = own
+            .iter()
+            .map(|o| [prefix_slots.as_slice(), o].concat())
+            .collect();
         let new: Vec<[u32; 1]> = (0..2).map(|_| [free.next().unwrap()]).collect();
         let toks = [[next[0]], [next[1]]];
         let out = engine
             .forward(&[
-                BatchEntry { tokens: &toks[0], history: &hists[0], new_slots: &new[0], logits: Logits::Last },
-                BatchEntry { tokens: &toks[1], history: &hists[1], new_slots: &new[1], logits: Logits::Last },
+                BatchEntry {
+                    tokens: &toks[0],
+                    history: &hists[0],
+                    new_slots: &new[0],
+                    logits: Logits::Last,
+                },
+                BatchEntry {
+                    tokens: &toks[1],
+                    history: &hists[1],
+                    new_slots: &new[1],
+                    logits: Logits::Last,
+                },
             ])
             .unwrap();
         for k in 0..2 {
             let row = out.last(k).unwrap();
             let pos = p + f.suffixes[k].len() + step - 1;
-            compare_logits(row, &f.fork_refs[k].logits[pos], &format!("suffix {k}, decode step {step}")).unwrap();
+            compare_logits(
+                row,
+                &f.fork_refs[k].logits[pos],
+                &format!("suffix {k}, decode step {step}"),
+            )
+            .unwrap();
             next[k] = argmax(row);
             compare_token(next[k], &f.fork_refs[k], step, &format!("suffix {k}")).unwrap();
             own[k].push(new[k][0]);
@@ -250,16 +356,32 @@ fn shared_prefix_through_hand_assigned_slots() {
 fn checks_reject_a_wrong_reference() {
     let f = fixture();
     let mut engine = f.engine();
-    let swapped = Case { prompt: &f.prompts[1], reference: &f.refs[2] };
+    let swapped = Case {
+        prompt: &f.prompts[1],
+        reference: &f.refs[2],
+    };
     assert!(run_checked(&mut engine, &[swapped], usize::MAX, Rows::Last, STEPS).is_err());
 
     let mut changed = f.prompts[3].clone();
     let at = changed.len() / 2;
     changed[at] = (changed[at] + 1) % engine.config().vocab_size as u32;
-    let case = Case { prompt: &changed, reference: &f.refs[3] };
+    let case = Case {
+        prompt: &changed,
+        reference: &f.refs[3],
+    };
     let e = run_checked(&mut engine, &[case], usize::MAX, Rows::All, STEPS).unwrap_err();
     // Rows before the change still agree; the first one after it must not.
     assert!(e.contains(&format!("position {at}")), "{e}");
     let got = greedy_generate(&mut engine, &[&f.prompts[2]], STEPS, 512).unwrap();
-    assert!(compare_greedy(&got, &[Case { prompt: &f.prompts[2], reference: &f.refs[5] }], "swapped").is_err());
+    assert!(
+        compare_greedy(
+            &got,
+            &[Case {
+                prompt: &f.prompts[2],
+                reference: &f.refs[5]
+            }],
+            "swapped"
+        )
+        .is_err()
+    );
 }

@@ -8,7 +8,9 @@ use clap::error::ErrorKind;
 fn main() {
     let cli = match cmd::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
         Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
         Err(e) => {
             // One line like every other error; the usage is one `--help` away.
@@ -30,6 +32,10 @@ fn one_line_usage_error(e: &clap::Error) -> String {
     let body = text.split("\nUsage:").next().unwrap_or(&text);
     let body = body.split("For more information").next().unwrap_or(body);
     let body = body.trim().strip_prefix("error:").unwrap_or(body).trim();
-    let parts: Vec<&str> = body.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let parts: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     format!("{} (see --help)", parts.join(" "))
 }

@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn arbor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_arbor")).args(args).output().expect("run arbor")
+    Command::new(env!("CARGO_BIN_EXE_arbor"))
+        .args(args)
+        .output()
+        .expect("run arbor")
 }
 
 /// Runs `arbor args` and checks it fails cleanly with `phrase` in its message.
@@ -16,11 +19,24 @@ fn arbor(args: &[&str]) -> Output {
 fn fails(args: &[&str], phrase: &str) -> String {
     let out = arbor(args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "arbor {args:?} succeeded; stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "arbor {args:?} panicked: {stderr}");
-    assert!(out.status.code().is_some(), "arbor {args:?} died of a signal: {stderr}");
+    assert!(
+        !out.status.success(),
+        "arbor {args:?} succeeded; stderr: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "arbor {args:?} panicked: {stderr}"
+    );
+    assert!(
+        out.status.code().is_some(),
+        "arbor {args:?} died of a signal: {stderr}"
+    );
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "arbor {args:?}: stderr is not one line:\n{stderr}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "arbor {args:?}: stderr is not one line:\n{stderr}"
+    );
     assert!(lines[0].starts_with("error: "), "arbor {args:?}: {stderr}");
     assert!(
         lines[0].to_lowercase().contains(&phrase.to_lowercase()),
@@ -68,8 +84,20 @@ fn model() -> &'static Path {
     static M: OnceLock<PathBuf> = OnceLock::new();
     M.get_or_init(|| {
         let dir = scratch().join("tiny");
-        let out = arbor(&["export", "--random", "tiny", "--seed", "3", "--out", dir.to_str().unwrap()]);
-        assert!(out.status.success(), "export failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = arbor(&[
+            "export",
+            "--random",
+            "tiny",
+            "--seed",
+            "3",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "export failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         dir
     })
 }
@@ -99,7 +127,8 @@ fn model_copy() -> PathBuf {
 
 fn edit_config(hf: &Path, f: impl FnOnce(&mut serde_json::Value)) {
     let path = hf.join("config.json");
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     f(&mut v);
     std::fs::write(&path, v.to_string()).unwrap();
 }
@@ -108,7 +137,16 @@ fn edit_config(hf: &Path, f: impl FnOnce(&mut serde_json::Value)) {
 #[track_caller]
 fn export_fails(hf: &Path, phrase: &str) -> String {
     let out = scratch().join("out");
-    fails(&["export", "--from", hf.to_str().unwrap(), "--out", out.to_str().unwrap()], phrase)
+    fails(
+        &[
+            "export",
+            "--from",
+            hf.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        phrase,
+    )
 }
 
 fn s(p: &Path) -> &str {
@@ -118,9 +156,28 @@ fn s(p: &Path) -> &str {
 #[test]
 fn the_valid_model_works() {
     // The damaged copies below differ from this model in one way each.
-    let out = arbor(&["generate", "--model", s(model()), "--prompt-ids", "0,5,9", "--max-tokens", "4", "--ids"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().split(',').count(), 4);
+    let out = arbor(&[
+        "generate",
+        "--model",
+        s(model()),
+        "--prompt-ids",
+        "0,5,9",
+        "--max-tokens",
+        "4",
+        "--ids",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split(',')
+            .count(),
+        4
+    );
     let out = scratch().join("again");
     let r = arbor(&["export", "--from", s(&model().join("hf")), "--out", s(&out)]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
@@ -129,7 +186,10 @@ fn the_valid_model_works() {
 #[test]
 fn missing_files() {
     let missing = scratch().join("nothing-here");
-    fails(&["generate", "--model", s(&missing), "--prompt", "hi"], "no arbor.json");
+    fails(
+        &["generate", "--model", s(&missing), "--prompt", "hi"],
+        "no arbor.json",
+    );
     export_fails(&missing, "is not a directory");
 
     let hf = hf_copy();
@@ -142,10 +202,17 @@ fn missing_files() {
 
     let hf = hf_copy();
     std::fs::remove_file(hf.join("model.safetensors")).unwrap();
-    export_fails(&hf, "neither model.safetensors nor model.safetensors.index.json");
+    export_fails(
+        &hf,
+        "neither model.safetensors nor model.safetensors.index.json",
+    );
 
     let hf = hf_copy();
-    std::fs::rename(hf.join("model.safetensors"), hf.join("model-00001-of-00002.safetensors")).unwrap();
+    std::fs::rename(
+        hf.join("model.safetensors"),
+        hf.join("model-00001-of-00002.safetensors"),
+    )
+    .unwrap();
     let index = serde_json::json!({ "metadata": {}, "weight_map": {
         "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
         "lm_head.weight": "model-00002-of-00002.safetensors",
@@ -165,7 +232,12 @@ fn corrupt_files() {
     let hf = hf_copy();
     let st = hf.join("model.safetensors");
     let len = std::fs::metadata(&st).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&st).unwrap().set_len(len / 2).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&st)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
     export_fails(&hf, "not a valid safetensors file");
 
     let hf = hf_copy();
@@ -182,21 +254,38 @@ fn corrupt_files() {
 
     let m = model_copy();
     std::fs::write(m.join("arbor.json"), "{\"format_version\": 1}").unwrap();
-    fails(&["generate", "--model", s(&m), "--prompt", "hi"], "arbor.json");
+    fails(
+        &["generate", "--model", s(&m), "--prompt", "hi"],
+        "arbor.json",
+    );
 
     let m = model_copy();
     std::fs::write(m.join("tokenizer.json"), "not json").unwrap();
-    fails(&["generate", "--model", s(&m), "--prompt", "hi"], "tokenizer.json");
+    fails(
+        &["generate", "--model", s(&m), "--prompt", "hi"],
+        "tokenizer.json",
+    );
 
     let m = model_copy();
     let w = m.join("weights.bin");
     let len = std::fs::metadata(&w).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&w).unwrap().set_len(len / 3).unwrap();
-    fails(&["generate", "--model", s(&m), "--prompt", "hi"], "weights.bin");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&w)
+        .unwrap()
+        .set_len(len / 3)
+        .unwrap();
+    fails(
+        &["generate", "--model", s(&m), "--prompt", "hi"],
+        "weights.bin",
+    );
 
     let m = model_copy();
     std::fs::write(m.join("model.onnx"), b"\x08\x07garbage").unwrap();
-    fails(&["generate", "--model", s(&m), "--prompt", "hi"], "model.onnx");
+    fails(
+        &["generate", "--model", s(&m), "--prompt", "hi"],
+        "model.onnx",
+    );
 }
 
 #[test]
@@ -206,13 +295,18 @@ fn unsupported_or_inconsistent_config() {
     export_fails(&hf, "unsupported model_type \"gpt2\"");
 
     let hf = hf_copy();
-    edit_config(&hf, |v| v["rope_scaling"] = serde_json::json!({"rope_type": "yarn", "factor": 4.0}));
+    edit_config(&hf, |v| {
+        v["rope_scaling"] = serde_json::json!({"rope_type": "yarn", "factor": 4.0})
+    });
     export_fails(&hf, "unsupported rope_scaling type \"yarn\"");
 
     // The tensors are 128 wide; the config says 64.
     let hf = hf_copy();
     edit_config(&hf, |v| v["hidden_size"] = 64.into());
-    export_fails(&hf, "has shape [512, 128], but config.json implies [512, 64]");
+    export_fails(
+        &hf,
+        "has shape [512, 128], but config.json implies [512, 64]",
+    );
 
     let hf = hf_copy();
     edit_config(&hf, |v| v["num_hidden_layers"] = 5.into());
@@ -229,7 +323,12 @@ fn unsupported_or_inconsistent_config() {
     export_fails(&hf, "vocab_size");
 
     // Zeros that would divide by zero or make empty tensors.
-    for field in ["num_key_value_heads", "head_dim", "sliding_window", "max_position_embeddings"] {
+    for field in [
+        "num_key_value_heads",
+        "head_dim",
+        "sliding_window",
+        "max_position_embeddings",
+    ] {
         let hf = hf_copy();
         edit_config(&hf, |v| {
             v[field] = 0.into();
@@ -242,32 +341,112 @@ fn unsupported_or_inconsistent_config() {
 #[test]
 fn bad_prompts() {
     let m = s(model());
-    fails(&["generate", "--model", m, "--prompt-ids", "99999"], "token id 99999 is outside the vocabulary");
+    fails(
+        &["generate", "--model", m, "--prompt-ids", "99999"],
+        "token id 99999 is outside the vocabulary",
+    );
     let long: Vec<String> = (0..2100).map(|i| (i % 500).to_string()).collect();
-    fails(&["generate", "--model", m, "--prompt-ids", &long.join(",")], "exceeds the model's context");
-    fails(&["generate", "--model", m, "--prompt", "hi", "--max-tokens", "5000"], "exceeds the model's context");
-    fails(&["generate", "--model", m, "--prompt", "hi", "--temperature=-1"], "temperature");
-    fails(&["generate", "--model", m, "--prompt", "hi", "--top-p", "0"], "top_p");
+    fails(
+        &["generate", "--model", m, "--prompt-ids", &long.join(",")],
+        "exceeds the model's context",
+    );
+    fails(
+        &[
+            "generate",
+            "--model",
+            m,
+            "--prompt",
+            "hi",
+            "--max-tokens",
+            "5000",
+        ],
+        "exceeds the model's context",
+    );
+    fails(
+        &[
+            "generate",
+            "--model",
+            m,
+            "--prompt",
+            "hi",
+            "--temperature=-1",
+        ],
+        "temperature",
+    );
+    fails(
+        &["generate", "--model", m, "--prompt", "hi", "--top-p", "0"],
+        "top_p",
+    );
 }
 
 #[test]
 fn invalid_flags() {
     fails(&["frobnicate"], "unrecognized subcommand 'frobnicate'");
-    fails(&["generate", "--model", s(model()), "--prompt", "hi", "--bogus"], "unexpected argument '--bogus'");
+    fails(
+        &[
+            "generate",
+            "--model",
+            s(model()),
+            "--prompt",
+            "hi",
+            "--bogus",
+        ],
+        "unexpected argument '--bogus'",
+    );
     fails(&["generate", "--model", s(model())], "--prompt");
     fails(&["generate", "--prompt", "hi"], "--model");
-    fails(&["generate", "--model", s(model()), "--prompt", "hi", "--max-tokens", "many"], "invalid value 'many'");
-    fails(&["generate", "--model", s(model()), "--prompt-ids", "1,x,2"], "invalid value 'x'");
-    fails(&["generate", "--model", s(model()), "--prompt", "a", "--prompt-ids", "1"], "cannot be used with");
-    fails(&["export", "--random", "huge", "--out", s(&scratch())], "invalid value 'huge'");
-    fails(&["bench", "engine", "--batch", "0", "--model", s(model())], "--batch");
+    fails(
+        &[
+            "generate",
+            "--model",
+            s(model()),
+            "--prompt",
+            "hi",
+            "--max-tokens",
+            "many",
+        ],
+        "invalid value 'many'",
+    );
+    fails(
+        &["generate", "--model", s(model()), "--prompt-ids", "1,x,2"],
+        "invalid value 'x'",
+    );
+    fails(
+        &[
+            "generate",
+            "--model",
+            s(model()),
+            "--prompt",
+            "a",
+            "--prompt-ids",
+            "1",
+        ],
+        "cannot be used with",
+    );
+    fails(
+        &["export", "--random", "huge", "--out", s(&scratch())],
+        "invalid value 'huge'",
+    );
+    fails(
+        &["bench", "engine", "--batch", "0", "--model", s(model())],
+        "--batch",
+    );
 }
 
 #[test]
 fn help_and_version_still_succeed() {
-    for args in [&["--help"][..], &["--version"], &["generate", "--help"], &["bench", "engine", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["generate", "--help"],
+        &["bench", "engine", "--help"],
+    ] {
         let out = arbor(args);
-        assert!(out.status.success(), "arbor {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "arbor {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!out.stdout.is_empty());
     }
 }

@@ -66,30 +66,42 @@ impl Checkpoint {
                 .get("weight_map")
                 .and_then(|m| m.as_object())
                 .with_context(|| format!("{} has no weight_map", index_path.display()))?;
-            let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(String::from)).collect();
+            let mut files: Vec<String> = map
+                .values()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect();
             files.sort();
             files.dedup();
             let mut out = Vec::new();
             for f in files {
                 if f.contains('/') || f.contains("..") {
-                    bail!("{}: shard name {f:?} must be a plain file name", index_path.display());
+                    bail!(
+                        "{}: shard name {f:?} must be a plain file name",
+                        index_path.display()
+                    );
                 }
                 out.push(dir.join(f));
             }
             out
         } else {
-            bail!("{} has neither model.safetensors nor model.safetensors.index.json", dir.display());
+            bail!(
+                "{} has neither model.safetensors nor model.safetensors.index.json",
+                dir.display()
+            );
         };
         let mut files = Vec::new();
         let mut index = BTreeMap::new();
         for p in paths {
-            let f = std::fs::File::open(&p).with_context(|| format!("cannot open {}", p.display()))?;
+            let f =
+                std::fs::File::open(&p).with_context(|| format!("cannot open {}", p.display()))?;
             // SAFETY: the file is opened read-only; a concurrent writer would be
             // a user error that at worst yields wrong weights, never UB in safe code
             // reading through bounds-checked slices of the map.
-            let map = unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("cannot map {}", p.display()))?;
-            let st = SafeTensors::deserialize(&map)
-                .map_err(|e| anyhow::anyhow!("{} is not a valid safetensors file: {e}", p.display()))?;
+            let map = unsafe { memmap2::Mmap::map(&f) }
+                .with_context(|| format!("cannot map {}", p.display()))?;
+            let st = SafeTensors::deserialize(&map).map_err(|e| {
+                anyhow::anyhow!("{} is not a valid safetensors file: {e}", p.display())
+            })?;
             for name in st.names() {
                 index.insert(name.to_string(), files.len());
             }
@@ -100,11 +112,21 @@ impl Checkpoint {
 
     /// A tensor by name.
     pub fn tensor(&self, name: &str) -> Result<RawTensor<'_>> {
-        let &fi = self.index.get(name).with_context(|| format!("checkpoint lacks tensor {name}"))?;
+        let &fi = self
+            .index
+            .get(name)
+            .with_context(|| format!("checkpoint lacks tensor {name}"))?;
         let (path, map) = &self.files[fi];
-        let st = SafeTensors::deserialize(map).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let t = st.tensor(name).map_err(|e| anyhow::anyhow!("{}: {name}: {e}", path.display()))?;
-        Ok(RawTensor { dtype: t.dtype(), shape: t.shape().to_vec(), data: t.data() })
+        let st = SafeTensors::deserialize(map)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let t = st
+            .tensor(name)
+            .map_err(|e| anyhow::anyhow!("{}: {name}: {e}", path.display()))?;
+        Ok(RawTensor {
+            dtype: t.dtype(),
+            shape: t.shape().to_vec(),
+            data: t.data(),
+        })
     }
 
     /// Checks that every tensor the config implies exists with the right shape.
@@ -112,7 +134,11 @@ impl Checkpoint {
         for (name, shape) in expected_tensors(cfg) {
             let t = self.tensor(&name)?;
             if t.shape != shape {
-                bail!("tensor {name} has shape {:?}, but config.json implies {:?}", t.shape, shape);
+                bail!(
+                    "tensor {name} has shape {:?}, but config.json implies {:?}",
+                    t.shape,
+                    shape
+                );
             }
             match t.dtype {
                 Dtype::F32 | Dtype::F16 | Dtype::BF16 => {}
@@ -126,9 +152,21 @@ impl Checkpoint {
 /// Converts raw tensor bytes to little-endian f32 values.
 pub fn to_f32(t: &RawTensor) -> Result<Vec<f32>> {
     Ok(match t.dtype {
-        Dtype::F32 => t.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::F16 => t.data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::BF16 => t.data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::F32 => t
+            .data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => t
+            .data
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => t
+            .data
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
         other => bail!("unsupported dtype {other:?}"),
     })
 }
@@ -156,7 +194,8 @@ pub fn write_safetensors(
     while h.len() % 8 != 0 {
         h.push(b' ');
     }
-    let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 22, f);
     w.write_all(&(h.len() as u64).to_le_bytes())?;
     w.write_all(&h)?;
@@ -166,7 +205,10 @@ pub fn write_safetensors(
         fill(i, &mut buf)?;
         let n: usize = shape.iter().product::<usize>() * (dtype.bitsize() / 8);
         if buf.len() != n {
-            bail!("internal: tensor {name} produced {} bytes, expected {n}", buf.len());
+            bail!(
+                "internal: tensor {name} produced {} bytes, expected {n}",
+                buf.len()
+            );
         }
         w.write_all(&buf)?;
     }

@@ -65,25 +65,39 @@ pub struct ModelConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum RopeScaling {
-    Linear { factor: f64 },
-    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: f64 },
+    Linear {
+        factor: f64,
+    },
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position_embeddings: f64,
+    },
 }
 
 impl ModelConfig {
     /// Reads and validates a Hugging Face `config.json`.
     pub fn from_hf_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
         Self::from_hf_json(&v).with_context(|| format!("in {}", path.display()))
     }
 
     /// Interprets the fields of a Hugging Face config as `transformers` writes them.
     pub fn from_hf_json(v: &serde_json::Value) -> Result<Self> {
-        let model_type = v.get("model_type").and_then(|x| x.as_str()).context("config.json has no model_type")?;
+        let model_type = v
+            .get("model_type")
+            .and_then(|x| x.as_str())
+            .context("config.json has no model_type")?;
         let family = Family::parse(model_type)?;
         let req = |k: &str| -> Result<usize> {
-            let n = v.get(k).and_then(|x| x.as_u64()).with_context(|| format!("config.json lacks integer field {k}"))?;
+            let n = v
+                .get(k)
+                .and_then(|x| x.as_u64())
+                .with_context(|| format!("config.json lacks integer field {k}"))?;
             if n == 0 || n > (1 << 24) {
                 bail!("config.json field {k} = {n} is out of range");
             }
@@ -92,12 +106,18 @@ impl ModelConfig {
         let opt_f = |k: &str| v.get(k).and_then(|x| x.as_f64());
         let hidden_size = req("hidden_size")?;
         let num_heads = req("num_attention_heads")?;
-        let num_kv_heads = v.get("num_key_value_heads").and_then(|x| x.as_u64()).map(|x| x as usize).unwrap_or(num_heads);
+        let num_kv_heads = v
+            .get("num_key_value_heads")
+            .and_then(|x| x.as_u64())
+            .map(|x| x as usize)
+            .unwrap_or(num_heads);
         let head_dim = match v.get("head_dim").and_then(|x| x.as_u64()) {
             Some(h) => h as usize,
             None => {
                 if hidden_size % num_heads != 0 {
-                    bail!("hidden_size {hidden_size} is not divisible by num_attention_heads {num_heads}");
+                    bail!(
+                        "hidden_size {hidden_size} is not divisible by num_attention_heads {num_heads}"
+                    );
                 }
                 hidden_size / num_heads
             }
@@ -105,24 +125,42 @@ impl ModelConfig {
         let rope_scaling = match v.get("rope_scaling").filter(|x| !x.is_null()) {
             None => None,
             Some(rs) => {
-                let kind = rs.get("rope_type").or_else(|| rs.get("type")).and_then(|x| x.as_str()).unwrap_or("default");
-                let f = |k: &str| rs.get(k).and_then(|x| x.as_f64()).with_context(|| format!("rope_scaling lacks {k}"));
+                let kind = rs
+                    .get("rope_type")
+                    .or_else(|| rs.get("type"))
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("default");
+                let f = |k: &str| {
+                    rs.get(k)
+                        .and_then(|x| x.as_f64())
+                        .with_context(|| format!("rope_scaling lacks {k}"))
+                };
                 match kind {
                     "default" => None,
-                    "linear" => Some(RopeScaling::Linear { factor: f("factor")? }),
+                    "linear" => Some(RopeScaling::Linear {
+                        factor: f("factor")?,
+                    }),
                     "llama3" => Some(RopeScaling::Llama3 {
                         factor: f("factor")?,
                         low_freq_factor: f("low_freq_factor")?,
                         high_freq_factor: f("high_freq_factor")?,
                         original_max_position_embeddings: f("original_max_position_embeddings")?,
                     }),
-                    other => bail!("unsupported rope_scaling type {other:?} (supported: linear, llama3)"),
+                    other => {
+                        bail!("unsupported rope_scaling type {other:?} (supported: linear, llama3)")
+                    }
                 }
             }
         };
         let eos_token_ids = match v.get("eos_token_id") {
-            Some(serde_json::Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect(),
+            Some(serde_json::Value::Number(n)) => {
+                n.as_u64().map(|x| vec![x as u32]).unwrap_or_default()
+            }
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_u64())
+                .map(|x| x as u32)
+                .collect(),
             _ => vec![],
         };
         let cfg = ModelConfig {
@@ -137,18 +175,29 @@ impl ModelConfig {
             rms_norm_eps: opt_f("rms_norm_eps").unwrap_or(1e-6),
             rope_theta: opt_f("rope_theta").unwrap_or(10000.0),
             rope_scaling,
-            max_position_embeddings: v.get("max_position_embeddings").and_then(|x| x.as_u64()).unwrap_or(4096) as usize,
-            tie_word_embeddings: v.get("tie_word_embeddings").and_then(|x| x.as_bool()).unwrap_or(false),
+            max_position_embeddings: v
+                .get("max_position_embeddings")
+                .and_then(|x| x.as_u64())
+                .unwrap_or(4096) as usize,
+            tie_word_embeddings: v
+                .get("tie_word_embeddings")
+                .and_then(|x| x.as_bool())
+                .unwrap_or(false),
             attention_bias: v
                 .get("attention_bias")
                 .and_then(|x| x.as_bool())
                 .unwrap_or(family == Family::Qwen2),
             sliding_window: if family == Family::Mistral {
-                v.get("sliding_window").and_then(|x| x.as_u64()).map(|x| x as usize)
+                v.get("sliding_window")
+                    .and_then(|x| x.as_u64())
+                    .map(|x| x as usize)
             } else {
                 None
             },
-            bos_token_id: v.get("bos_token_id").and_then(|x| x.as_u64()).map(|x| x as u32),
+            bos_token_id: v
+                .get("bos_token_id")
+                .and_then(|x| x.as_u64())
+                .map(|x| x as u32),
             eos_token_ids,
         };
         cfg.validate()?;
@@ -177,12 +226,18 @@ impl ModelConfig {
             );
         }
         if self.head_dim % 2 != 0 {
-            bail!("head_dim {} must be even for rotary embeddings", self.head_dim);
+            bail!(
+                "head_dim {} must be even for rotary embeddings",
+                self.head_dim
+            );
         }
         if let Some(b) = self.bos_token_id
             && b as usize >= self.vocab_size
         {
-            bail!("bos_token_id {b} is outside the vocabulary ({})", self.vocab_size);
+            bail!(
+                "bos_token_id {b} is outside the vocabulary ({})",
+                self.vocab_size
+            );
         }
         Ok(())
     }
@@ -218,8 +273,12 @@ impl ModelConfig {
             [one] => (*one).into(),
             many => many.to_vec().into(),
         };
-        if let Some(RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings }) =
-            &self.rope_scaling
+        if let Some(RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        }) = &self.rope_scaling
         {
             v["rope_scaling"] = serde_json::json!({
                 "rope_type": "llama3", "factor": factor, "low_freq_factor": low_freq_factor,
@@ -236,12 +295,18 @@ impl ModelConfig {
     /// The rotary inverse frequencies, `head_dim / 2` of them, scaling applied.
     pub fn inv_freq(&self) -> Vec<f64> {
         let half = self.head_dim / 2;
-        let base: Vec<f64> =
-            (0..half).map(|i| 1.0 / self.rope_theta.powf((2 * i) as f64 / self.head_dim as f64)).collect();
+        let base: Vec<f64> = (0..half)
+            .map(|i| 1.0 / self.rope_theta.powf((2 * i) as f64 / self.head_dim as f64))
+            .collect();
         match &self.rope_scaling {
             None => base,
             Some(RopeScaling::Linear { factor }) => base.iter().map(|f| f / factor).collect(),
-            Some(RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings }) => {
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            }) => {
                 let low_wavelen = original_max_position_embeddings / low_freq_factor;
                 let high_wavelen = original_max_position_embeddings / high_freq_factor;
                 base.iter()
@@ -252,7 +317,8 @@ impl ModelConfig {
                         } else if wavelen > low_wavelen {
                             f / factor
                         } else {
-                            let smooth = (original_max_position_embeddings / wavelen - low_freq_factor)
+                            let smooth = (original_max_position_embeddings / wavelen
+                                - low_freq_factor)
                                 / (high_freq_factor - low_freq_factor);
                             (1.0 - smooth) * f / factor + smooth * f
                         }
@@ -264,7 +330,11 @@ impl ModelConfig {
 
     /// Number of parameters, for progress and sanity messages.
     pub fn num_params(&self) -> u64 {
-        let (d, i, v) = (self.hidden_size as u64, self.intermediate_size as u64, self.vocab_size as u64);
+        let (d, i, v) = (
+            self.hidden_size as u64,
+            self.intermediate_size as u64,
+            self.vocab_size as u64,
+        );
         let q = (self.num_heads * self.head_dim) as u64;
         let kv = (self.num_kv_heads * self.head_dim) as u64;
         let layer = d * q * 2 + d * kv * 2 + 3 * d * i + 2 * d;
@@ -311,7 +381,13 @@ impl Preset {
             eos_token_ids: vec![],
         };
         match self {
-            Preset::Tiny => ModelConfig { num_layers: 4, hidden_size: 128, intermediate_size: 352, head_dim: 32, ..base },
+            Preset::Tiny => ModelConfig {
+                num_layers: 4,
+                hidden_size: 128,
+                intermediate_size: 352,
+                head_dim: 32,
+                ..base
+            },
             Preset::Small => ModelConfig {
                 vocab_size: 4096,
                 hidden_size: 512,

@@ -79,7 +79,11 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { kv_slots: 16384, threads: 0, device: Device::Cpu }
+        EngineOptions {
+            kv_slots: 16384,
+            threads: 0,
+            device: Device::Cpu,
+        }
     }
 }
 
@@ -104,9 +108,13 @@ pub struct Engine {
 pub fn read_meta(dir: &Path) -> Result<ModelMeta> {
     let path = dir.join("arbor.json");
     let text = std::fs::read_to_string(&path).with_context(|| {
-        format!("{} is not an Arbor model directory (no arbor.json); create one with `arbor export`", dir.display())
+        format!(
+            "{} is not an Arbor model directory (no arbor.json); create one with `arbor export`",
+            dir.display()
+        )
     })?;
-    let meta: ModelMeta = serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+    let meta: ModelMeta =
+        serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
     if meta.format_version != FORMAT_VERSION {
         bail!(
             "{} was exported by another Arbor version (format {}, this is {}); export it again",
@@ -126,35 +134,62 @@ impl Engine {
         let cfg = &meta.config;
         for f in ["model.onnx", "weights.bin"] {
             if !dir.join(f).is_file() {
-                bail!("{} is missing; export the model again", dir.join(f).display());
+                bail!(
+                    "{} is missing; export the model again",
+                    dir.join(f).display()
+                );
             }
         }
         // ONNX Runtime's own error for short external data names neither the file nor the fix.
         let weights = dir.join("weights.bin");
-        let (have, want) = (std::fs::metadata(&weights)?.len(), crate::export::weights_len(cfg, meta.dtype));
+        let (have, want) = (
+            std::fs::metadata(&weights)?.len(),
+            crate::export::weights_len(cfg, meta.dtype),
+        );
         if have != want {
-            bail!("{} has {have} bytes but arbor.json implies {want}; export the model again", weights.display());
+            bail!(
+                "{} has {have} bytes but arbor.json implies {want}; export the model again",
+                weights.display()
+            );
         }
-        let tokenizer = std::sync::Arc::new(Tokenizer::load(dir, &cfg.eos_token_ids, cfg.bos_token_id)?);
+        let tokenizer =
+            std::sync::Arc::new(Tokenizer::load(dir, &cfg.eos_token_ids, cfg.bos_token_id)?);
         let env = crate::ort_env::environment()?;
         let mut b = Session::builder(&env)
             .map_err(|e| anyhow!("{e}"))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| anyhow!("{e}"))?;
         if opts.threads > 0 {
-            b = b.with_intra_threads(opts.threads).map_err(|e| anyhow!("{e}"))?;
+            b = b
+                .with_intra_threads(opts.threads)
+                .map_err(|e| anyhow!("{e}"))?;
         }
         if let Device::Cuda(id) = opts.device {
             b = crate::cuda::register(b, id)?;
         }
-        let session = b
-            .commit_from_file(dir.join("model.onnx"))
-            .map_err(|e| anyhow!("ONNX Runtime cannot load {}: {e}", dir.join("model.onnx").display()))?;
+        let session = b.commit_from_file(dir.join("model.onnx")).map_err(|e| {
+            anyhow!(
+                "ONNX Runtime cannot load {}: {e}",
+                dir.join("model.onnx").display()
+            )
+        })?;
         if opts.kv_slots == 0 {
             bail!("the KV pool needs at least one slot");
         }
-        let pool = KvPool::new(meta.dtype, cfg.num_layers, opts.kv_slots, cfg.num_kv_heads, cfg.head_dim);
-        Ok(Engine { session, meta, tokenizer, pool, stats: EngineStats::default() })
+        let pool = KvPool::new(
+            meta.dtype,
+            cfg.num_layers,
+            opts.kv_slots,
+            cfg.num_kv_heads,
+            cfg.head_dim,
+        );
+        Ok(Engine {
+            session,
+            meta,
+            tokenizer,
+            pool,
+            stats: EngineStats::default(),
+        })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -202,17 +237,29 @@ impl Engine {
                 bail!("batch entry {i} has no new tokens");
             }
             if e.tokens.len() != e.new_slots.len() {
-                bail!("batch entry {i}: {} tokens but {} new slots", e.tokens.len(), e.new_slots.len());
+                bail!(
+                    "batch entry {i}: {} tokens but {} new slots",
+                    e.tokens.len(),
+                    e.new_slots.len()
+                );
             }
             if let Some(&t) = e.tokens.iter().find(|&&t| t as usize >= vocab) {
                 bail!("token id {t} is outside the vocabulary (size {vocab})");
             }
-            if let Some(&s) = e.history.iter().chain(e.new_slots).find(|&&s| s as usize >= slots) {
+            if let Some(&s) = e
+                .history
+                .iter()
+                .chain(e.new_slots)
+                .find(|&&s| s as usize >= slots)
+            {
                 bail!("pool slot {s} is outside the pool ({slots} slots)");
             }
             let len = e.history.len() + e.tokens.len();
             if len > cfg.max_position_embeddings {
-                bail!("sequence of {len} tokens exceeds the model's context of {}", cfg.max_position_embeddings);
+                bail!(
+                    "sequence of {len} tokens exceeds the model's context of {}",
+                    cfg.max_position_embeddings
+                );
             }
         }
 
@@ -220,7 +267,11 @@ impl Engine {
         let h: usize = batch.iter().map(|e| e.history.len()).sum();
         let b = batch.len();
         let qmax = batch.iter().map(|e| e.tokens.len()).max().unwrap_or(1);
-        let lmax = batch.iter().map(|e| e.history.len() + e.tokens.len()).max().unwrap_or(1);
+        let lmax = batch
+            .iter()
+            .map(|e| e.history.len() + e.tokens.len())
+            .max()
+            .unwrap_or(1);
 
         let mut input_ids = Vec::with_capacity(t);
         let mut positions = Vec::with_capacity(t);
@@ -246,7 +297,11 @@ impl Engine {
             }
             let keys = &mut kv_index[bi * lmax..(bi + 1) * lmax];
             for (j, k) in keys.iter_mut().enumerate().take(hl + n) {
-                *k = if j < hl { (hoff + j) as i64 } else { (h + toff + j - hl) as i64 };
+                *k = if j < hl {
+                    (hoff + j) as i64
+                } else {
+                    (h + toff + j - hl) as i64
+                };
             }
             for qi in 0..qmax {
                 let m = &mut mask[(bi * qmax + qi) * lmax..(bi * qmax + qi + 1) * lmax];
@@ -286,14 +341,22 @@ impl Engine {
             "k_pool" => k_pool,
             "v_pool" => v_pool,
         };
-        let outputs = self.session.run(inputs).map_err(|e| anyhow!("forward pass failed: {e}"))?;
+        let outputs = self
+            .session
+            .run(inputs)
+            .map_err(|e| anyhow!("forward pass failed: {e}"))?;
         let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
         let logits = logits.to_vec();
-        self.pool.write(&outputs["new_k"], &outputs["new_v"], &new_slots)?;
+        self.pool
+            .write(&outputs["new_k"], &outputs["new_v"], &new_slots)?;
         drop(outputs);
         self.stats.forward_passes += 1;
         self.stats.tokens_processed += t as u64;
         self.stats.logit_rows += logit_index.len() as u64;
-        Ok(ForwardOutput { logits, vocab, rows })
+        Ok(ForwardOutput {
+            logits,
+            vocab,
+            rows,
+        })
     }
 }

@@ -61,7 +61,11 @@ pub struct ModelMeta {
 /// Reports progress of long exports on stderr.
 fn progress(done: u64, total: u64, label: &str) {
     if total >= 256 << 20 {
-        eprint!("\r{label}: {:.1} / {:.1} GB", done as f64 / 1e9, total as f64 / 1e9);
+        eprint!(
+            "\r{label}: {:.1} / {:.1} GB",
+            done as f64 / 1e9,
+            total as f64 / 1e9
+        );
         if done == total {
             eprintln!();
         }
@@ -75,7 +79,10 @@ pub fn export_from(hf: &Path, out: &Path, dtype: WeightDtype) -> Result<ModelMet
     }
     let cfg = ModelConfig::from_hf_file(&hf.join("config.json"))?;
     if !hf.join("tokenizer.json").exists() {
-        bail!("{} is missing (Arbor needs the fast tokenizer file)", hf.join("tokenizer.json").display());
+        bail!(
+            "{} is missing (Arbor needs the fast tokenizer file)",
+            hf.join("tokenizer.json").display()
+        );
     }
     // Loaded once here so a broken tokenizer fails the export, not every later run.
     crate::tokenizer::Tokenizer::load(hf, &cfg.eos_token_ids, cfg.bos_token_id)?;
@@ -84,9 +91,13 @@ pub fn export_from(hf: &Path, out: &Path, dtype: WeightDtype) -> Result<ModelMet
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
 
     let tensors = expected_tensors(&cfg);
-    let total: u64 = tensors.iter().map(|(_, s)| s.iter().product::<usize>() as u64 * dtype.size() as u64).sum();
+    let total: u64 = tensors
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>() as u64 * dtype.size() as u64)
+        .sum();
     let wpath = out.join("weights.bin");
-    let f = std::fs::File::create(&wpath).with_context(|| format!("cannot create {}", wpath.display()))?;
+    let f = std::fs::File::create(&wpath)
+        .with_context(|| format!("cannot create {}", wpath.display()))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 22, f);
     let mut weights = graph::Weights::new();
     let mut offset = 0u64;
@@ -102,7 +113,14 @@ pub fn export_from(hf: &Path, out: &Path, dtype: WeightDtype) -> Result<ModelMet
         let dims = shape.iter().map(|&d| d as i64).collect();
         weights.insert(
             name.clone(),
-            (dims, TensorData::External { location: "weights.bin".into(), offset, length: buf.len() as u64 }),
+            (
+                dims,
+                TensorData::External {
+                    location: "weights.bin".into(),
+                    offset,
+                    length: buf.len() as u64,
+                },
+            ),
         );
         offset += buf.len() as u64;
         progress(offset.min(total), total, "export");
@@ -111,19 +129,27 @@ pub fn export_from(hf: &Path, out: &Path, dtype: WeightDtype) -> Result<ModelMet
     progress(total, total, "export");
 
     let g = graph::build(&cfg, dtype.elem(), &weights)?;
-    let bytes = g.to_model_bytes(graph::OPSET, "arbor", &format!("{} exported by arbor", cfg.family.as_str()));
+    let bytes = g.to_model_bytes(
+        graph::OPSET,
+        "arbor",
+        &format!("{} exported by arbor", cfg.family.as_str()),
+    );
     std::fs::write(out.join("model.onnx"), bytes)?;
     for f in ["tokenizer.json", "tokenizer_config.json"] {
         let src = hf.join(f);
         if src.exists() {
-            std::fs::copy(&src, out.join(f)).with_context(|| format!("cannot copy {}", src.display()))?;
+            std::fs::copy(&src, out.join(f))
+                .with_context(|| format!("cannot copy {}", src.display()))?;
         }
     }
     let meta = ModelMeta {
         format_version: FORMAT_VERSION,
         dtype,
         config: cfg,
-        source: std::fs::canonicalize(hf).unwrap_or(hf.to_path_buf()).display().to_string(),
+        source: std::fs::canonicalize(hf)
+            .unwrap_or(hf.to_path_buf())
+            .display()
+            .to_string(),
     };
     // Written last: a directory with arbor.json is complete.
     std::fs::write(out.join("arbor.json"), serde_json::to_string_pretty(&meta)?)?;
@@ -133,15 +159,20 @@ pub fn export_from(hf: &Path, out: &Path, dtype: WeightDtype) -> Result<ModelMet
 /// Length of `weights.bin` for a model of `cfg` in `dtype`, as [`export_from`]
 /// lays it out: the tensors of [`expected_tensors`] in order, each 4 KiB-aligned.
 pub fn weights_len(cfg: &ModelConfig, dtype: WeightDtype) -> u64 {
-    expected_tensors(cfg).iter().fold(0u64, |offset, (_, shape)| {
-        offset.next_multiple_of(4096) + shape.iter().product::<usize>() as u64 * dtype.size() as u64
-    })
+    expected_tensors(cfg)
+        .iter()
+        .fold(0u64, |offset, (_, shape)| {
+            offset.next_multiple_of(4096)
+                + shape.iter().product::<usize>() as u64 * dtype.size() as u64
+        })
 }
 
 fn convert(t: &RawTensor, dtype: WeightDtype, out: &mut Vec<u8>) -> Result<()> {
     let same = matches!(
         (t.dtype, dtype),
-        (Dtype::F32, WeightDtype::F32) | (Dtype::F16, WeightDtype::F16) | (Dtype::BF16, WeightDtype::Bf16)
+        (Dtype::F32, WeightDtype::F32)
+            | (Dtype::F16, WeightDtype::F16)
+            | (Dtype::BF16, WeightDtype::Bf16)
     );
     if same {
         out.extend_from_slice(t.data);
@@ -150,8 +181,14 @@ fn convert(t: &RawTensor, dtype: WeightDtype, out: &mut Vec<u8>) -> Result<()> {
     let vals = to_f32(t)?;
     match dtype {
         WeightDtype::F32 => out.extend(vals.iter().flat_map(|v| v.to_le_bytes())),
-        WeightDtype::F16 => out.extend(vals.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes())),
-        WeightDtype::Bf16 => out.extend(vals.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())),
+        WeightDtype::F16 => out.extend(
+            vals.iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes()),
+        ),
+        WeightDtype::Bf16 => out.extend(
+            vals.iter()
+                .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()),
+        ),
     }
     Ok(())
 }
@@ -162,7 +199,12 @@ fn convert(t: &RawTensor, dtype: WeightDtype, out: &mut Vec<u8>) -> Result<()> {
 /// The scale of each tensor is chosen so that logits spread over several
 /// units: a random model with near-uniform logits would make greedy decoding
 /// hinge on rounding noise, and tests compare greedy outputs exactly.
-pub fn write_random_checkpoint(preset: Preset, seed: u64, dtype: WeightDtype, dir: &Path) -> Result<ModelConfig> {
+pub fn write_random_checkpoint(
+    preset: Preset,
+    seed: u64,
+    dtype: WeightDtype,
+    dir: &Path,
+) -> Result<ModelConfig> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     crate::tokenizer::train_byte_level_bpe(dir, preset.tokenizer_vocab())?;
     let mut cfg = preset.config();
@@ -182,8 +224,14 @@ pub fn write_random_checkpoint(preset: Preset, seed: u64, dtype: WeightDtype, di
         WeightDtype::Bf16 => Dtype::BF16,
     };
     let tensors = expected_tensors(&cfg);
-    let layout: Vec<_> = tensors.iter().map(|(n, s)| (n.clone(), s.clone(), st_dtype)).collect();
-    let total: u64 = tensors.iter().map(|(_, s)| s.iter().product::<usize>() as u64 * dtype.size() as u64).sum();
+    let layout: Vec<_> = tensors
+        .iter()
+        .map(|(n, s)| (n.clone(), s.clone(), st_dtype))
+        .collect();
+    let total: u64 = tensors
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>() as u64 * dtype.size() as u64)
+        .sum();
     let mut done = 0u64;
     write_safetensors(&dir.join("model.safetensors"), &layout, |i, buf| {
         let (name, shape) = &tensors[i];
@@ -228,7 +276,9 @@ fn init_range(name: &str, shape: &[usize], cfg: &ModelConfig) -> (f32, f32) {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// SplitMix64: fast enough to fill billions of weights in seconds, and
@@ -253,7 +303,12 @@ impl SplitMix {
 /// Makes a random-weight model directory of `preset`: the Hugging Face
 /// checkpoint goes to `out/hf` (so independent tools, like the reference
 /// forward pass in the tests, can read the same weights), the model beside it.
-pub fn export_random(preset: Preset, seed: u64, out: &Path, dtype: WeightDtype) -> Result<ModelMeta> {
+pub fn export_random(
+    preset: Preset,
+    seed: u64,
+    out: &Path,
+    dtype: WeightDtype,
+) -> Result<ModelMeta> {
     let hf = out.join("hf");
     write_random_checkpoint(preset, seed, dtype, &hf)?;
     export_from(&hf, out, dtype)

@@ -38,7 +38,11 @@ pub struct GenOutput {
 
 /// Continues every request, batching all of them in each forward pass.
 /// `prefill_chunk` bounds how many prompt tokens one sequence sends per pass.
-pub fn generate(engine: &mut Engine, reqs: &[GenRequest], prefill_chunk: usize) -> Result<Vec<GenOutput>> {
+pub fn generate(
+    engine: &mut Engine,
+    reqs: &[GenRequest],
+    prefill_chunk: usize,
+) -> Result<Vec<GenOutput>> {
     let mut seqs = Sequences::new(engine.kv_slots());
     let eos: Vec<u32> = engine.tokenizer().eos_ids().to_vec();
     struct Live {
@@ -66,20 +70,34 @@ pub fn generate(engine: &mut Engine, reqs: &[GenRequest], prefill_chunk: usize) 
             id: seqs.create(&r.prompt),
             sampler: Sampler::new(r.sampling.clone()),
             out: Vec::new(),
-            done: if r.max_tokens == 0 { Some(FinishReason::Length) } else { None },
+            done: if r.max_tokens == 0 {
+                Some(FinishReason::Length)
+            } else {
+                None
+            },
             text: String::new(),
         });
     }
     loop {
-        let active: Vec<usize> = (0..live.len()).filter(|&i| live[i].done.is_none()).collect();
+        let active: Vec<usize> = (0..live.len())
+            .filter(|&i| live[i].done.is_none())
+            .collect();
         if active.is_empty() {
             break;
         }
         let mut items = Vec::new();
         for &i in &active {
             let pending = seqs.pending(live[i].id)?;
-            let logits = if pending <= prefill_chunk { Logits::Last } else { Logits::None };
-            items.push(StepItem { seq: live[i].id, max_tokens: prefill_chunk, logits });
+            let logits = if pending <= prefill_chunk {
+                Logits::Last
+            } else {
+                Logits::None
+            };
+            items.push(StepItem {
+                seq: live[i].id,
+                max_tokens: prefill_chunk,
+                logits,
+            });
         }
         let out = seqs.step(engine, &items)?;
         for (k, &i) in active.iter().enumerate() {
@@ -94,7 +112,12 @@ pub fn generate(engine: &mut Engine, reqs: &[GenRequest], prefill_chunk: usize) 
                 l.done = Some(FinishReason::Stop);
             } else {
                 let text = engine.tokenizer().decode(&l.out);
-                if let Some(cut) = r.stop_strings.iter().filter_map(|s| text.find(s.as_str())).min() {
+                if let Some(cut) = r
+                    .stop_strings
+                    .iter()
+                    .filter_map(|s| text.find(s.as_str()))
+                    .min()
+                {
                     l.text = text[..cut].to_string();
                     l.done = Some(FinishReason::Stop);
                 } else if l.out.len() >= r.max_tokens {
@@ -113,7 +136,11 @@ pub fn generate(engine: &mut Engine, reqs: &[GenRequest], prefill_chunk: usize) 
             } else {
                 engine.tokenizer().decode(&l.out)
             };
-            GenOutput { tokens: l.out, text, finish: l.done.unwrap_or(FinishReason::Length) }
+            GenOutput {
+                tokens: l.out,
+                text,
+                finish: l.done.unwrap_or(FinishReason::Length),
+            }
         })
         .collect())
 }

@@ -38,7 +38,11 @@ pub type Weights = HashMap<String, (Vec<i64>, TensorData)>;
 /// at run time, so one exported model serves any pool size.
 pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Graph> {
     let mut g = Graph::new();
-    let (h, kvh, hd) = (cfg.num_heads as i64, cfg.num_kv_heads as i64, cfg.head_dim as i64);
+    let (h, kvh, hd) = (
+        cfg.num_heads as i64,
+        cfg.num_kv_heads as i64,
+        cfg.head_dim as i64,
+    );
     let groups = h / kvh;
     let n = |s: &'static str| Dim::Named(s);
     let input_ids = g.input("input_ids", ElemType::I64, vec![n("T")]);
@@ -46,7 +50,11 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
     let hist_slots = g.input("hist_slots", ElemType::I64, vec![n("H")]);
     let kv_index = g.input("kv_index", ElemType::I64, vec![n("B"), n("Lmax")]);
     let q_index = g.input("q_index", ElemType::I64, vec![n("B"), n("Qmax")]);
-    let attn_mask = g.input("attn_mask", ElemType::F32, vec![n("B"), n("Qmax"), n("Lmax")]);
+    let attn_mask = g.input(
+        "attn_mask",
+        ElemType::F32,
+        vec![n("B"), n("Qmax"), n("Lmax")],
+    );
     let out_index = g.input("out_index", ElemType::I64, vec![n("T")]);
     let logit_index = g.input("logit_index", ElemType::I64, vec![n("P")]);
     let pool_dims = || vec![n("R"), Dim::Fixed(kvh), Dim::Fixed(hd)];
@@ -54,7 +62,9 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
     let v_pool = g.input("v_pool", dtype, pool_dims());
 
     let mut w = |g: &mut Graph, name: &str| -> Result<String> {
-        let (dims, data) = weights.get(name).with_context(|| format!("checkpoint lacks tensor {name}"))?;
+        let (dims, data) = weights
+            .get(name)
+            .with_context(|| format!("checkpoint lacks tensor {name}"))?;
         Ok(g.initializer(name, dtype, dims.clone(), data.clone()))
     };
 
@@ -67,7 +77,11 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
     // Rotary tables [T, HD]: cos and sin of position * inv_freq, halves repeated.
     let inv: Vec<f32> = cfg.inv_freq().iter().map(|&f| f as f32).collect();
     let inv = g.const_f32(vec![1, inv.len() as i64], &inv);
-    let posf = g.op1("Cast", &[&positions], vec![("to", Attr::Int(ElemType::F32 as i64))]);
+    let posf = g.op1(
+        "Cast",
+        &[&positions],
+        vec![("to", Attr::Int(ElemType::F32 as i64))],
+    );
     let ax1 = g.const_i64(vec![1], &[1]);
     let posf = g.op1("Unsqueeze", &[&posf, &ax1], vec![]);
     let freqs = g.op1("Mul", &[&posf, &inv], vec![]);
@@ -84,7 +98,11 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
     let sin_k = g.op1("Reshape", &[&sin, &shape_k], vec![]);
 
     let embed = w(&mut g, "model.embed_tokens.weight")?;
-    let mut x = g.op1("Gather", &[&embed, &input_ids], vec![("axis", Attr::Int(0))]);
+    let mut x = g.op1(
+        "Gather",
+        &[&embed, &input_ids],
+        vec![("axis", Attr::Int(0))],
+    );
 
     let scale = (1.0 / (hd as f64).sqrt()) as f32;
     let scale = const_scalar(&mut g, scale, dtype);
@@ -107,7 +125,11 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
         let p = format!("model.layers.{l}");
         let ln1 = w(&mut g, &format!("{p}.input_layernorm.weight"))?;
         let xn = rms_norm(&mut g, &x, &ln1, cfg.rms_norm_eps, dtype);
-        let proj = |g: &mut Graph, w: &mut dyn FnMut(&mut Graph, &str) -> Result<String>, name: &str, bias: bool| -> Result<String> {
+        let proj = |g: &mut Graph,
+                    w: &mut dyn FnMut(&mut Graph, &str) -> Result<String>,
+                    name: &str,
+                    bias: bool|
+         -> Result<String> {
             let wt = w(g, &format!("{p}.self_attn.{name}.weight"))?;
             Ok(if bias {
                 let b = w(g, &format!("{p}.self_attn.{name}.bias"))?;
@@ -140,20 +162,36 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
         let vb = g.op1("Gather", &[&v_all, &kv_index], vec![("axis", Attr::Int(0))]);
         // Keys [B, KVH, 1, HD, Lmax]; values [B, KVH, 1, Lmax, HD]; the size-1
         // axis broadcasts over the query groups of grouped-query attention.
-        let kb = g.op1("Transpose", &[&kb], vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))]);
+        let kb = g.op1(
+            "Transpose",
+            &[&kb],
+            vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))],
+        );
         let kb = g.op1("Unsqueeze", &[&kb, &ax2], vec![]);
-        let vb = g.op1("Transpose", &[&vb], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+        let vb = g.op1(
+            "Transpose",
+            &[&vb],
+            vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
+        );
         let vb = g.op1("Unsqueeze", &[&vb, &ax2], vec![]);
         // Queries [B, Qmax, KVH, G, HD] -> [B, KVH, G, Qmax, HD].
         let qs = g.op1("Mul", &[&q, &scale], vec![]);
         let qb = g.op1("Gather", &[&qs, &q_index], vec![("axis", Attr::Int(0))]);
-        let qb = g.op1("Transpose", &[&qb], vec![("perm", Attr::Ints(vec![0, 2, 3, 1, 4]))]);
+        let qb = g.op1(
+            "Transpose",
+            &[&qb],
+            vec![("perm", Attr::Ints(vec![0, 2, 3, 1, 4]))],
+        );
         let scores = g.op1("MatMul", &[&qb, &kb], vec![]);
         let scores = g.op1("Add", &[&scores, &mask], vec![]);
         let probs = softmax_f32(&mut g, &scores, dtype);
         let att = g.op1("MatMul", &[&probs, &vb], vec![]);
         // Back to [B * Qmax, H * HD], head index = kv_head * G + group as in HF's repeat_kv.
-        let att = g.op1("Transpose", &[&att], vec![("perm", Attr::Ints(vec![0, 3, 1, 2, 4]))]);
+        let att = g.op1(
+            "Transpose",
+            &[&att],
+            vec![("perm", Attr::Ints(vec![0, 3, 1, 2, 4]))],
+        );
         let att = g.op1("Reshape", &[&att, &flat_shape], vec![]);
         let att = g.op1("Gather", &[&att, &out_index], vec![("axis", Attr::Int(0))]);
         let wo = w(&mut g, &format!("{p}.self_attn.o_proj.weight"))?;
@@ -177,15 +215,35 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
     let xl = g.op1("Gather", &[&x, &logit_index], vec![("axis", Attr::Int(0))]);
     let norm = w(&mut g, "model.norm.weight")?;
     let xl = rms_norm(&mut g, &xl, &norm, cfg.rms_norm_eps, dtype);
-    let head = if cfg.tie_word_embeddings { embed } else { w(&mut g, "lm_head.weight")? };
+    let head = if cfg.tie_word_embeddings {
+        embed
+    } else {
+        w(&mut g, "lm_head.weight")?
+    };
     let logits = g.op1("Gemm", &[&xl, &head], vec![("transB", Attr::Int(1))]);
-    let logits = if dtype == ElemType::F32 { logits } else { cast(&mut g, &logits, ElemType::F32) };
-    g.output(&logits, "logits", ElemType::F32, vec![n("P"), Dim::Fixed(cfg.vocab_size as i64)]);
+    let logits = if dtype == ElemType::F32 {
+        logits
+    } else {
+        cast(&mut g, &logits, ElemType::F32)
+    };
+    g.output(
+        &logits,
+        "logits",
+        ElemType::F32,
+        vec![n("P"), Dim::Fixed(cfg.vocab_size as i64)],
+    );
     let refs: Vec<&str> = new_ks.iter().map(|s| s.as_str()).collect();
     let nk = g.op1("Concat", &refs, vec![("axis", Attr::Int(0))]);
     let refs: Vec<&str> = new_vs.iter().map(|s| s.as_str()).collect();
     let nv = g.op1("Concat", &refs, vec![("axis", Attr::Int(0))]);
-    let kv_dims = || vec![Dim::Fixed(cfg.num_layers as i64), n("T"), Dim::Fixed(kvh), Dim::Fixed(hd)];
+    let kv_dims = || {
+        vec![
+            Dim::Fixed(cfg.num_layers as i64),
+            n("T"),
+            Dim::Fixed(kvh),
+            Dim::Fixed(hd),
+        ]
+    };
     g.output(&nk, "new_k", dtype, kv_dims());
     g.output(&nv, "new_v", dtype, kv_dims());
     Ok(g)
@@ -197,7 +255,11 @@ fn cast(g: &mut Graph, x: &str, to: ElemType) -> String {
 
 /// Casts an f32 value to the graph's dtype; a no-op for f32 graphs.
 fn from_f32(g: &mut Graph, x: &str, dtype: ElemType) -> String {
-    if dtype == ElemType::F32 { x.to_string() } else { cast(g, x, dtype) }
+    if dtype == ElemType::F32 {
+        x.to_string()
+    } else {
+        cast(g, x, dtype)
+    }
 }
 
 fn const_scalar(g: &mut Graph, v: f32, dtype: ElemType) -> String {
@@ -207,14 +269,26 @@ fn const_scalar(g: &mut Graph, v: f32, dtype: ElemType) -> String {
 
 /// RMSNorm computed in f32 whatever the graph's dtype, as the reference does.
 fn rms_norm(g: &mut Graph, x: &str, weight: &str, eps: f64, dtype: ElemType) -> String {
-    let xf = if dtype == ElemType::F32 { x.to_string() } else { cast(g, x, ElemType::F32) };
+    let xf = if dtype == ElemType::F32 {
+        x.to_string()
+    } else {
+        cast(g, x, ElemType::F32)
+    };
     let sq = g.op1("Mul", &[&xf, &xf], vec![]);
-    let ms = g.op1("ReduceMean", &[&sq], vec![("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(1))]);
+    let ms = g.op1(
+        "ReduceMean",
+        &[&sq],
+        vec![("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(1))],
+    );
     let e = g.const_f32(vec![1], &[eps as f32]);
     let ms = g.op1("Add", &[&ms, &e], vec![]);
     let rs = g.op1("Sqrt", &[&ms], vec![]);
     let y = g.op1("Div", &[&xf, &rs], vec![]);
-    let y = if dtype == ElemType::F32 { y } else { cast(g, &y, dtype) };
+    let y = if dtype == ElemType::F32 {
+        y
+    } else {
+        cast(g, &y, dtype)
+    };
     g.op1("Mul", &[&y, weight], vec![])
 }
 

@@ -34,8 +34,22 @@ impl Buf {
         })
     }
 
-    fn write(&mut self, src: &DynValue, layers: usize, slots: usize, row: usize, dst_slots: &[u32]) -> Result<()> {
-        fn scatter<T: Copy>(dst: &mut [T], src: &[T], layers: usize, slots: usize, row: usize, dst_slots: &[u32]) {
+    fn write(
+        &mut self,
+        src: &DynValue,
+        layers: usize,
+        slots: usize,
+        row: usize,
+        dst_slots: &[u32],
+    ) -> Result<()> {
+        fn scatter<T: Copy>(
+            dst: &mut [T],
+            src: &[T],
+            layers: usize,
+            slots: usize,
+            row: usize,
+            dst_slots: &[u32],
+        ) {
             let t = dst_slots.len();
             for l in 0..layers {
                 for (i, &s) in dst_slots.iter().enumerate() {
@@ -86,9 +100,22 @@ pub struct KvPool {
 
 impl KvPool {
     /// Allocates a zeroed pool. Memory: `2 * layers * slots * kv_heads * head_dim * dtype size`.
-    pub fn new(dtype: WeightDtype, layers: usize, slots: usize, kv_heads: usize, head_dim: usize) -> Self {
+    pub fn new(
+        dtype: WeightDtype,
+        layers: usize,
+        slots: usize,
+        kv_heads: usize,
+        head_dim: usize,
+    ) -> Self {
         let n = layers * slots * kv_heads * head_dim;
-        KvPool { k: Buf::zeros(dtype, n), v: Buf::zeros(dtype, n), layers, slots, kv_heads, head_dim }
+        KvPool {
+            k: Buf::zeros(dtype, n),
+            v: Buf::zeros(dtype, n),
+            layers,
+            slots,
+            kv_heads,
+            head_dim,
+        }
     }
 
     /// Number of token slots.

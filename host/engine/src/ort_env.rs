@@ -23,7 +23,10 @@ pub fn find_library() -> Result<PathBuf> {
         if p.is_file() {
             return Ok(p);
         }
-        bail!("ORT_DYLIB_PATH={} does not name a file; point it at libonnxruntime.so", p.display());
+        bail!(
+            "ORT_DYLIB_PATH={} does not name a file; point it at libonnxruntime.so",
+            p.display()
+        );
     }
     let python = std::env::var("ARBOR_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = std::process::Command::new(&python)
@@ -37,7 +40,9 @@ pub fn find_library() -> Result<PathBuf> {
             let mut libs: Vec<PathBuf> = rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
-                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so"))
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("libonnxruntime.so"))
                 })
                 .collect();
             libs.sort();
@@ -55,19 +60,29 @@ pub fn find_library() -> Result<PathBuf> {
 /// Loads ONNX Runtime once per process and returns its environment; later
 /// calls return the same outcome.
 pub fn environment() -> Result<ort::environment::Environment> {
-    init_inner().as_ref().map(|(_, env)| env.clone()).map_err(|e| anyhow::anyhow!(e.clone()))
+    init_inner()
+        .as_ref()
+        .map(|(_, env)| env.clone())
+        .map_err(|e| anyhow::anyhow!(e.clone()))
 }
 
 /// Loads ONNX Runtime once per process and returns the library's path.
 pub fn init() -> Result<PathBuf> {
-    init_inner().as_ref().map(|(lib, _)| lib.clone()).map_err(|e| anyhow::anyhow!(e.clone()))
+    init_inner()
+        .as_ref()
+        .map(|(lib, _)| lib.clone())
+        .map_err(|e| anyhow::anyhow!(e.clone()))
 }
 
 fn init_inner() -> &'static Result<(PathBuf, ort::environment::Environment), String> {
     INIT.get_or_init(|| {
         let lib = find_library().map_err(|e| e.to_string())?;
-        let builder = ort::init_from(&lib).map_err(|e| format!("cannot load {}: {e}", lib.display()))?;
-        let env = builder.with_name("arbor").build().map_err(|e| format!("cannot start ONNX Runtime: {e}"))?;
+        let builder =
+            ort::init_from(&lib).map_err(|e| format!("cannot load {}: {e}", lib.display()))?;
+        let env = builder
+            .with_name("arbor")
+            .build()
+            .map_err(|e| format!("cannot start ONNX Runtime: {e}"))?;
         Ok((lib, env))
     })
 }

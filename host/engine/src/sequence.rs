@@ -40,13 +40,24 @@ pub struct Sequences {
 impl Sequences {
     /// Bookkeeping for a pool of `slots` slots.
     pub fn new(slots: usize) -> Self {
-        Sequences { refs: vec![0; slots], free: (0..slots as u32).rev().collect(), seqs: HashMap::new(), next: 0 }
+        Sequences {
+            refs: vec![0; slots],
+            free: (0..slots as u32).rev().collect(),
+            seqs: HashMap::new(),
+            next: 0,
+        }
     }
 
     /// A new sequence whose tokens are all pending.
     pub fn create(&mut self, tokens: &[u32]) -> SeqId {
         self.next += 1;
-        self.seqs.insert(self.next, Seq { tokens: tokens.to_vec(), slots: Vec::new() });
+        self.seqs.insert(
+            self.next,
+            Seq {
+                tokens: tokens.to_vec(),
+                slots: Vec::new(),
+            },
+        );
         SeqId(self.next)
     }
 
@@ -71,7 +82,10 @@ impl Sequences {
 
     /// Drops a sequence and releases its slots.
     pub fn free(&mut self, id: SeqId) -> Result<()> {
-        let s = self.seqs.remove(&id.0).ok_or_else(|| anyhow::anyhow!("unknown sequence {id:?}"))?;
+        let s = self
+            .seqs
+            .remove(&id.0)
+            .ok_or_else(|| anyhow::anyhow!("unknown sequence {id:?}"))?;
         self.release(&s.slots);
         Ok(())
     }
@@ -105,9 +119,15 @@ impl Sequences {
         }
         let need: usize = chunks.iter().sum();
         if need > self.free.len() {
-            bail!("KV pool exhausted: {need} slots needed, {} free", self.free.len());
+            bail!(
+                "KV pool exhausted: {need} slots needed, {} free",
+                self.free.len()
+            );
         }
-        let new: Vec<Vec<u32>> = chunks.iter().map(|&n| self.free.split_off(self.free.len() - n)).collect();
+        let new: Vec<Vec<u32>> = chunks
+            .iter()
+            .map(|&n| self.free.split_off(self.free.len() - n))
+            .collect();
         let result = {
             let entries: Vec<BatchEntry> = items
                 .iter()
@@ -131,7 +151,11 @@ impl Sequences {
                     for &sl in &ns {
                         self.refs[sl as usize] = 1;
                     }
-                    self.seqs.get_mut(&it.seq.0).expect("checked above").slots.extend(ns);
+                    self.seqs
+                        .get_mut(&it.seq.0)
+                        .expect("checked above")
+                        .slots
+                        .extend(ns);
                 }
                 Ok(out)
             }
@@ -155,10 +179,14 @@ impl Sequences {
     }
 
     fn get(&self, id: SeqId) -> Result<&Seq> {
-        self.seqs.get(&id.0).ok_or_else(|| anyhow::anyhow!("unknown sequence {id:?}"))
+        self.seqs
+            .get(&id.0)
+            .ok_or_else(|| anyhow::anyhow!("unknown sequence {id:?}"))
     }
 
     fn get_mut(&mut self, id: SeqId) -> Result<&mut Seq> {
-        self.seqs.get_mut(&id.0).ok_or_else(|| anyhow::anyhow!("unknown sequence {id:?}"))
+        self.seqs
+            .get_mut(&id.0)
+            .ok_or_else(|| anyhow::anyhow!("unknown sequence {id:?}"))
     }
 }

@@ -6,11 +6,18 @@ use anyhow::{Context, Result, anyhow, bail};
 use std::path::Path;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper};
+use tokenizers::{
+    AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
+};
 
 /// Special tokens of Arbor-made tokenizers, in id order (Llama-3 names).
-pub const SPECIAL_TOKENS: [&str; 5] =
-    ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"];
+pub const SPECIAL_TOKENS: [&str; 5] = [
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+];
 
 /// The chat template written for Arbor-made models (Llama-3 layout).
 pub const CHAT_TEMPLATE: &str = "{{ bos_token }}{% for message in messages %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n{{ message['content'] }}<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}";
@@ -41,12 +48,19 @@ pub fn train_byte_level_bpe(dir: &Path, vocab_size: usize) -> Result<()> {
         .min_frequency(2)
         .show_progress(false)
         .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
-        .special_tokens(SPECIAL_TOKENS.iter().map(|s| AddedToken::from(*s, true)).collect())
+        .special_tokens(
+            SPECIAL_TOKENS
+                .iter()
+                .map(|s| AddedToken::from(*s, true))
+                .collect(),
+        )
         .build();
-    tok.train(&mut trainer, CORPUS.lines()).map_err(|e| anyhow!("tokenizer training failed: {e}"))?;
+    tok.train(&mut trainer, CORPUS.lines())
+        .map_err(|e| anyhow!("tokenizer training failed: {e}"))?;
     let tok: tokenizers::Tokenizer = tok.into();
     let path = dir.join("tokenizer.json");
-    tok.save(&path, false).map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+    tok.save(&path, false)
+        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
     let config = serde_json::json!({
         "bos_token": SPECIAL_TOKENS[0],
         "eos_token": SPECIAL_TOKENS[1],
@@ -54,7 +68,10 @@ pub fn train_byte_level_bpe(dir: &Path, vocab_size: usize) -> Result<()> {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": 1_000_000,
     });
-    std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_string_pretty(&config)?)?;
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        serde_json::to_string_pretty(&config)?,
+    )?;
     Ok(())
 }
 
@@ -123,18 +140,30 @@ impl Tokenizer {
                 .and_then(|t| t.get("template").and_then(|s| s.as_str()).map(String::from)),
             _ => None,
         };
-        Ok(Tokenizer { inner, bos, eos_ids, chat_template })
+        Ok(Tokenizer {
+            inner,
+            bos,
+            eos_ids,
+            chat_template,
+        })
     }
 
     /// Token ids of `text`, without special tokens added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, false).map_err(|e| anyhow!("tokenization failed: {e}"))?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| anyhow!("tokenization failed: {e}"))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Text of `ids`; ids outside the vocabulary decode to nothing.
     pub fn decode(&self, ids: &[u32]) -> String {
-        let known: Vec<u32> = ids.iter().copied().filter(|&i| (i as usize) < self.vocab_size()).collect();
+        let known: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|&i| (i as usize) < self.vocab_size())
+            .collect();
         self.inner.decode(&known, false).unwrap_or_default()
     }
 
@@ -158,14 +187,28 @@ impl Tokenizer {
     }
 
     /// Renders messages with the model's chat template.
-    pub fn apply_chat_template(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
-        let template = self.chat_template.as_deref().context("this model has no chat template")?;
+    pub fn apply_chat_template(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let template = self
+            .chat_template
+            .as_deref()
+            .context("this model has no chat template")?;
         let mut env = minijinja::Environment::new();
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
-        env.add_template("chat", template).map_err(|e| anyhow!("invalid chat template: {e}"))?;
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
+        env.add_template("chat", template)
+            .map_err(|e| anyhow!("invalid chat template: {e}"))?;
         let t = env.get_template("chat").map_err(|e| anyhow!("{e}"))?;
         t.render(minijinja::context! {
             messages => messages,
@@ -191,15 +234,29 @@ mod tests {
         let fb = std::fs::read(b.path().join("tokenizer.json")).unwrap();
         assert_eq!(fa, fb, "training must be deterministic");
         let t = Tokenizer::load(a.path(), &[], None).unwrap();
-        assert!(t.vocab_size() > 300 && t.vocab_size() <= 512, "{}", t.vocab_size());
-        for text in ["Question: What is 2+2? Answer:", "naïve café ✓ 日本", "{\"a\": [1, 2]}\n\ttabs"] {
+        assert!(
+            t.vocab_size() > 300 && t.vocab_size() <= 512,
+            "{}",
+            t.vocab_size()
+        );
+        for text in [
+            "Question: What is 2+2? Answer:",
+            "naïve café ✓ 日本",
+            "{\"a\": [1, 2]}\n\ttabs",
+        ] {
             let ids = t.encode(text).unwrap();
             assert_eq!(t.decode(&ids), text);
         }
         assert_eq!(t.bos_id(), Some(0));
         assert!(t.eos_ids().contains(&1) && t.eos_ids().contains(&4));
         let chat = t
-            .apply_chat_template(&[ChatMessage { role: "user".into(), content: "Hi".into() }], true)
+            .apply_chat_template(
+                &[ChatMessage {
+                    role: "user".into(),
+                    content: "Hi".into(),
+                }],
+                true,
+            )
             .unwrap();
         assert_eq!(
             chat,

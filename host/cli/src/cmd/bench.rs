@@ -108,14 +108,20 @@ fn engine(a: EngineArgs) -> Result<()> {
     let models: Vec<(String, PathBuf)> = match (&a.model, a.preset) {
         (Some(dir), _) => vec![(dir.display().to_string(), dir.clone())],
         (None, Some(p)) => vec![preset_model(p, &a.models_dir)?],
-        (None, None) => vec![preset_model(Preset::Tiny, &a.models_dir)?, preset_model(Preset::Small, &a.models_dir)?],
+        (None, None) => vec![
+            preset_model(Preset::Tiny, &a.models_dir)?,
+            preset_model(Preset::Small, &a.models_dir)?,
+        ],
     };
     let mut all = Vec::new();
     for (name, dir) in &models {
         all.extend(bench_model(&a, name, dir)?);
     }
     if !a.json {
-        println!("{:<10} {:<8} {:>5} {:>7} {:>10} {:>12}", "model", "phase", "batch", "tokens", "ms", "tokens/s");
+        println!(
+            "{:<10} {:<8} {:>5} {:>7} {:>10} {:>12}",
+            "model", "phase", "batch", "tokens", "ms", "tokens/s"
+        );
         for m in &all {
             println!(
                 "{:<10} {:<8} {:>5} {:>7} {:>10.2} {:>12.0}",
@@ -133,10 +139,16 @@ fn engine(a: EngineArgs) -> Result<()> {
 
 /// The model directory of a preset, exported (seed 0, as `arbor demo`) if missing.
 fn preset_model(p: Preset, models_dir: &Path) -> Result<(String, PathBuf)> {
-    let name = p.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_else(|| format!("{p:?}"));
+    let name = p
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_else(|| format!("{p:?}"));
     let dir = models_dir.join(&name);
     if arbor_engine::engine::read_meta(&dir).is_err() {
-        eprintln!("bench: making the {name} random-weight model in {} ...", dir.display());
+        eprintln!(
+            "bench: making the {name} random-weight model in {} ...",
+            dir.display()
+        );
         let dtype = match p {
             Preset::Tiny | Preset::Small => WeightDtype::F32,
             _ => WeightDtype::F16,
@@ -152,17 +164,26 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
     let bmax = *a.batch.iter().max().expect("checked non-empty");
     let per_seq = a.prompt_len.max(a.history + a.decode_steps);
     if per_seq > cfg.max_position_embeddings {
-        bail!("{per_seq} tokens per sequence exceed {name}'s context of {}", cfg.max_position_embeddings);
+        bail!(
+            "{per_seq} tokens per sequence exceed {name}'s context of {}",
+            cfg.max_position_embeddings
+        );
     }
     let device = a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu);
-    let opts = EngineOptions { kv_slots: bmax * per_seq, threads: a.threads, device };
+    let opts = EngineOptions {
+        kv_slots: bmax * per_seq,
+        threads: a.threads,
+        device,
+    };
     let mut engine = Engine::open(dir, &opts)?;
     // Any ids in the vocabulary do: the weights are what they are, and the
     // work per token does not depend on which token it is.
     let vocab = engine.tokenizer().vocab_size().min(cfg.vocab_size) as u64;
     let mut x = 0x9e3779b97f4a7c15u64;
     let mut next_id = move || {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((x >> 33) % vocab) as u32
     };
     let setup = Setup {
@@ -173,20 +194,32 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
             Device::Cpu => "cpu".to_string(),
             Device::Cuda(i) => format!("cuda:{i}"),
         },
-        threads: if a.threads > 0 { a.threads } else { std::thread::available_parallelism().map_or(1, |n| n.get()) },
+        threads: if a.threads > 0 {
+            a.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        },
     };
     let mut out = Vec::new();
     for &b in &a.batch {
-        let slots: Vec<Vec<u32>> =
-            (0..b).map(|s| ((s * per_seq) as u32..((s + 1) * per_seq) as u32).collect()).collect();
+        let slots: Vec<Vec<u32>> = (0..b)
+            .map(|s| ((s * per_seq) as u32..((s + 1) * per_seq) as u32).collect())
+            .collect();
 
-        let prompts: Vec<Vec<u32>> = (0..b).map(|_| (0..a.prompt_len).map(|_| next_id()).collect()).collect();
+        let prompts: Vec<Vec<u32>> = (0..b)
+            .map(|_| (0..a.prompt_len).map(|_| next_id()).collect())
+            .collect();
         eprint!("bench: {name} prefill batch {b} ...");
         let seconds = timed(a.reps, || {
             let entries: Vec<BatchEntry> = prompts
                 .iter()
                 .zip(&slots)
-                .map(|(p, s)| BatchEntry { tokens: p, history: &[], new_slots: &s[..p.len()], logits: Logits::Last })
+                .map(|(p, s)| BatchEntry {
+                    tokens: p,
+                    history: &[],
+                    new_slots: &s[..p.len()],
+                    logits: Logits::Last,
+                })
                 .collect();
             engine.forward(&entries).map(|_| ())
         })?;
@@ -194,14 +227,25 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
         eprintln!(" {:.0} tokens/s", m.tokens_per_s);
         emit(a, m, &mut out)?;
 
-        let hist: Vec<Vec<u32>> = (0..b).map(|_| (0..a.history).map(|_| next_id()).collect()).collect();
+        let hist: Vec<Vec<u32>> = (0..b)
+            .map(|_| (0..a.history).map(|_| next_id()).collect())
+            .collect();
         let entries: Vec<BatchEntry> = hist
             .iter()
             .zip(&slots)
-            .map(|(h, s)| BatchEntry { tokens: h, history: &[], new_slots: &s[..h.len()], logits: Logits::Last })
+            .map(|(h, s)| BatchEntry {
+                tokens: h,
+                history: &[],
+                new_slots: &s[..h.len()],
+                logits: Logits::Last,
+            })
             .collect();
-        let first = engine.forward(&entries).context("prefilling the decode histories")?;
-        let start: Vec<u32> = (0..b).map(|i| argmax(first.last(i).expect("asked for logits"))).collect();
+        let first = engine
+            .forward(&entries)
+            .context("prefilling the decode histories")?;
+        let start: Vec<u32> = (0..b)
+            .map(|i| argmax(first.last(i).expect("asked for logits")))
+            .collect();
         eprint!("bench: {name} decode batch {b} ...");
         let seconds = timed(a.reps, || {
             // Every repetition decodes from the same history, overwriting the
@@ -228,7 +272,11 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
             Ok(())
         })?;
         let m = setup.measurement("decode", b, b * a.decode_steps, a.decode_steps, seconds);
-        eprintln!(" {:.0} tokens/s ({:.2} ms per step)", m.tokens_per_s, m.seconds * 1e3 / a.decode_steps as f64);
+        eprintln!(
+            " {:.0} tokens/s ({:.2} ms per step)",
+            m.tokens_per_s,
+            m.seconds * 1e3 / a.decode_steps as f64
+        );
         emit(a, m, &mut out)?;
     }
     Ok(out)
@@ -292,5 +340,10 @@ fn emit(a: &EngineArgs, m: Measurement, out: &mut Vec<Measurement>) -> Result<()
 }
 
 fn argmax(row: &[f32]) -> u32 {
-    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 { (i, v) } else { best }
+        })
+        .0 as u32
 }

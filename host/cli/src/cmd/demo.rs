@@ -17,11 +17,24 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     if arbor_engine::engine::read_meta(&a.model).is_err() {
-        println!("making the tiny random-weight model in {} ...", a.model.display());
+        println!(
+            "making the tiny random-weight model in {} ...",
+            a.model.display()
+        );
         export::export_random(Preset::Tiny, 0, &a.model, WeightDtype::F32)?;
     }
-    let mut engine = Engine::open(&a.model, &EngineOptions { kv_slots: 4096, ..Default::default() })?;
-    let prompts = ["Question: What is the capital of France? Answer:", "Once upon a time", "{\"name\": \""];
+    let mut engine = Engine::open(
+        &a.model,
+        &EngineOptions {
+            kv_slots: 4096,
+            ..Default::default()
+        },
+    )?;
+    let prompts = [
+        "Question: What is the capital of France? Answer:",
+        "Once upon a time",
+        "{\"name\": \"",
+    ];
     let reqs: Vec<GenRequest> = prompts
         .iter()
         .map(|p| {
@@ -30,7 +43,11 @@ pub fn run(a: Args) -> Result<()> {
             Ok(GenRequest {
                 prompt: ids,
                 max_tokens: 24,
-                sampling: SamplingParams { temperature: 0.8, seed: 1, ..Default::default() },
+                sampling: SamplingParams {
+                    temperature: 0.8,
+                    seed: 1,
+                    ..Default::default()
+                },
                 ignore_eos: true,
                 ..Default::default()
             })

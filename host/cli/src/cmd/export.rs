@@ -38,7 +38,9 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let t0 = std::time::Instant::now();
     let meta = match (a.from, a.random) {
-        (Some(from), None) => export::export_from(&from, &a.out, a.dtype.unwrap_or(WeightDtype::F32))?,
+        (Some(from), None) => {
+            export::export_from(&from, &a.out, a.dtype.unwrap_or(WeightDtype::F32))?
+        }
         (None, Some(p)) => {
             let default = match p {
                 Preset::Tiny | Preset::Small => WeightDtype::F32,

@@ -59,10 +59,16 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let opts =
-        EngineOptions { device: a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu), kv_slots: 0, ..Default::default() };
+    let opts = EngineOptions {
+        device: a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu),
+        kv_slots: 0,
+        ..Default::default()
+    };
     let meta = arbor_engine::engine::read_meta(&a.model)?;
-    let opts = EngineOptions { kv_slots: meta.config.max_position_embeddings.min(65536), ..opts };
+    let opts = EngineOptions {
+        kv_slots: meta.config.max_position_embeddings.min(65536),
+        ..opts
+    };
     let engine = Engine::open(&a.model, &opts)?;
     let prompt = match (a.prompt, a.prompt_ids) {
         (Some(text), None) => {
@@ -89,7 +95,8 @@ pub fn run(a: Args) -> Result<()> {
     let constraint = match (a.regex, a.json_schema) {
         (Some(r), _) => Some(Constraint::Regex(r)),
         (None, Some(path)) => Some(Constraint::JsonSchema(
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?,
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
         )),
         (None, None) => None,
     };

@@ -57,11 +57,23 @@ pub fn run(a: JsonArgs) -> Result<()> {
             m
         }
     };
-    let mut engine = Engine::open(&model, &EngineOptions { kv_slots: 32768, ..Default::default() })?;
+    let mut engine = Engine::open(
+        &model,
+        &EngineOptions {
+            kv_slots: 32768,
+            ..Default::default()
+        },
+    )?;
     let mut runs = Vec::new();
     // Warm-up first (untimed), then jump-forward on and off with the same requests.
     for (i, jf) in [true, true, false].into_iter().enumerate() {
-        let s = Scheduler::start(engine, SchedulerConfig { jump_forward: jf, ..Default::default() });
+        let s = Scheduler::start(
+            engine,
+            SchedulerConfig {
+                jump_forward: jf,
+                ..Default::default()
+            },
+        );
         let t0 = Instant::now();
         let streams = (0..a.requests)
             .map(|k| {
@@ -69,7 +81,11 @@ pub fn run(a: JsonArgs) -> Result<()> {
                 p.extend((0..24).map(|j| 5 + ((k * 31 + j * 7) % 400) as u32));
                 let mut r = GenerateRequest::new(Namespace::tenant(1), p, 256);
                 r.constraint = Some(Constraint::JsonSchema(SCHEMA.into()));
-                r.sampling = SamplingParams { temperature: 0.7, seed: k as u64, ..Default::default() };
+                r.sampling = SamplingParams {
+                    temperature: 0.7,
+                    seed: k as u64,
+                    ..Default::default()
+                };
                 s.generate(r)
             })
             .collect::<Result<Vec<_>, _>>()?;

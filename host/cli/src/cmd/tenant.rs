@@ -34,7 +34,12 @@ pub fn run(cmd: TenantCmd) -> Result<()> {
         }
         TenantCmd::List { data } => {
             for t in arbor_server::tenants::list(&data)? {
-                println!("{}\t{}\t{}", t.name, if t.revoked { "revoked" } else { "active" }, t.created_at);
+                println!(
+                    "{}\t{}\t{}",
+                    t.name,
+                    if t.revoked { "revoked" } else { "active" },
+                    t.created_at
+                );
             }
         }
         TenantCmd::Revoke { name, data } => {

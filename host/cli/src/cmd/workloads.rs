@@ -94,7 +94,14 @@ fn build(w: Workload, scale: f64, seed: u64, vocab: u32) -> Vec<Program> {
                 .map(|_| {
                     let mut p = shared.clone();
                     p.extend(tokens(&mut rng, 32, vocab));
-                    Program { ns: 1, steps: vec![Step { parent: None, append: p, max_tokens: 4 }] }
+                    Program {
+                        ns: 1,
+                        steps: vec![Step {
+                            parent: None,
+                            append: p,
+                            max_tokens: 4,
+                        }],
+                    }
                 })
                 .collect()
         }
@@ -105,9 +112,17 @@ fn build(w: Workload, scale: f64, seed: u64, vocab: u32) -> Vec<Program> {
                 .map(|_| {
                     let mut first = system.clone();
                     first.extend(tokens(&mut rng, 64, vocab));
-                    let mut steps = vec![Step { parent: None, append: first, max_tokens: 24 }];
+                    let mut steps = vec![Step {
+                        parent: None,
+                        append: first,
+                        max_tokens: 24,
+                    }];
                     for t in 1..4 {
-                        steps.push(Step { parent: Some(t - 1), append: tokens(&mut rng, 48, vocab), max_tokens: 24 });
+                        steps.push(Step {
+                            parent: Some(t - 1),
+                            append: tokens(&mut rng, 48, vocab),
+                            max_tokens: 24,
+                        });
                     }
                     Program { ns: 1, steps }
                 })
@@ -122,11 +137,19 @@ fn build(w: Workload, scale: f64, seed: u64, vocab: u32) -> Vec<Program> {
                     let mut p = root.clone();
                     p.extend(tokens(&mut rng, 4, vocab));
                     let _ = b;
-                    steps.push(Step { parent: None, append: p, max_tokens: 16 });
+                    steps.push(Step {
+                        parent: None,
+                        append: p,
+                        max_tokens: 16,
+                    });
                 }
                 for b in 0..3 {
                     for _ in 0..3 {
-                        steps.push(Step { parent: Some(b), append: tokens(&mut rng, 4, vocab), max_tokens: 16 });
+                        steps.push(Step {
+                            parent: Some(b),
+                            append: tokens(&mut rng, 4, vocab),
+                            max_tokens: 16,
+                        });
                     }
                 }
                 Program { ns: 1, steps }
@@ -137,7 +160,14 @@ fn build(w: Workload, scale: f64, seed: u64, vocab: u32) -> Vec<Program> {
                 let mut p = vec![0];
                 p.extend(tokens(&mut rng, 255, vocab));
                 // Separate namespaces too, so not even the BOS token is shared.
-                Program { ns: 100 + i as u64, steps: vec![Step { parent: None, append: p, max_tokens: 16 }] }
+                Program {
+                    ns: 100 + i as u64,
+                    steps: vec![Step {
+                        parent: None,
+                        append: p,
+                        max_tokens: 16,
+                    }],
+                }
             })
             .collect(),
     }
@@ -165,7 +195,9 @@ async fn drive(s: &Scheduler, programs: &[Program]) -> Result<(Vec<Finished>, f6
             // Steps whose parent is done run concurrently (branches of a fork).
             while done.iter().any(|d| d.is_none()) {
                 let ready: Vec<usize> = (0..steps.len())
-                    .filter(|&i| done[i].is_none() && steps[i].parent.is_none_or(|p| done[p].is_some()))
+                    .filter(|&i| {
+                        done[i].is_none() && steps[i].parent.is_none_or(|p| done[p].is_some())
+                    })
                     .collect();
                 let mut wave = Vec::new();
                 for i in ready {
@@ -179,7 +211,11 @@ async fn drive(s: &Scheduler, programs: &[Program]) -> Result<(Vec<Finished>, f6
                         None => Vec::new(),
                     };
                     prompt.extend(&steps[i].append);
-                    let mut r = GenerateRequest::new(Namespace::tenant(ns), prompt.clone(), steps[i].max_tokens);
+                    let mut r = GenerateRequest::new(
+                        Namespace::tenant(ns),
+                        prompt.clone(),
+                        steps[i].max_tokens,
+                    );
                     r.ignore_eos = true;
                     r.sampling = SamplingParams::default();
                     let st = s.generate(r)?;
@@ -257,14 +293,30 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
             m
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let mut engine = Engine::open(&model, &EngineOptions { kv_slots: a.kv_slots, ..Default::default() })?;
-    let vocab = engine.tokenizer().vocab_size().min(engine.config().vocab_size) as u32;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut engine = Engine::open(
+        &model,
+        &EngineOptions {
+            kv_slots: a.kv_slots,
+            ..Default::default()
+        },
+    )?;
+    let vocab = engine
+        .tokenizer()
+        .vocab_size()
+        .min(engine.config().vocab_size) as u32;
     let programs = build(w, a.scale, a.seed, vocab);
     let once = |engine: Engine, cache: bool, programs: &[Program]| -> Result<(Engine, RunStats)> {
         let s = Scheduler::start(
             engine,
-            SchedulerConfig { cache_enabled: cache, max_batch_tokens: a.max_batch_tokens, ..Default::default() },
+            SchedulerConfig {
+                cache_enabled: cache,
+                max_batch_tokens: a.max_batch_tokens,
+                ..Default::default()
+            },
         );
         let (done, secs) = rt.block_on(drive(&s, programs))?;
         let prompt: usize = done.iter().map(|f| f.prompt.len()).sum();
@@ -294,9 +346,18 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
     for rep in 0..a.reps.max(1) {
         // Alternate which setting runs first, so drift in the machine's load
         // does not favour one of them.
-        let order = if rep % 2 == 0 { [true, false] } else { [false, true] };
+        let order = if rep % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
         for cache in order {
-            eprintln!("{w:?}: {} programs, cache {}, run {} ...", programs.len(), if cache { "on" } else { "off" }, rep + 1);
+            eprintln!(
+                "{w:?}: {} programs, cache {}, run {} ...",
+                programs.len(),
+                if cache { "on" } else { "off" },
+                rep + 1
+            );
             let (e, st) = once(engine, cache, &programs)?;
             engine = e;
             if cache { ons.push(st) } else { offs.push(st) }
@@ -340,7 +401,11 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
             on.programs_per_s / off.programs_per_s,
             on.hit_rate * 100.0,
             on.hit_rate_max * 100.0,
-            if on.hit_rate_max > 0.0 { on.hit_rate / on.hit_rate_max * 100.0 } else { 100.0 },
+            if on.hit_rate_max > 0.0 {
+                on.hit_rate / on.hit_rate_max * 100.0
+            } else {
+                100.0
+            },
             on.p50_ms,
             on.p99_ms,
             off.p50_ms,

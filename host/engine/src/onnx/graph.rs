@@ -36,7 +36,11 @@ pub enum TensorData {
     /// Small constants embedded in the graph.
     Inline(Vec<u8>),
     /// A byte range of a file beside the model, by relative path.
-    External { location: String, offset: u64, length: u64 },
+    External {
+        location: String,
+        offset: u64,
+        length: u64,
+    },
 }
 
 struct Initializer {
@@ -77,7 +81,11 @@ impl Graph {
 
     /// Declares a graph input and returns its name.
     pub fn input(&mut self, name: &str, elem: ElemType, dims: Vec<Dim>) -> String {
-        self.inputs.push(ValueInfo { name: name.into(), elem, dims });
+        self.inputs.push(ValueInfo {
+            name: name.into(),
+            elem,
+            dims,
+        });
         name.into()
     }
 
@@ -88,12 +96,27 @@ impl Graph {
         // Rename the Identity's output to the public name.
         let node = self.nodes.last_mut().expect("just pushed");
         node.outputs[0] = name.into();
-        self.outputs.push(ValueInfo { name: name.into(), elem, dims });
+        self.outputs.push(ValueInfo {
+            name: name.into(),
+            elem,
+            dims,
+        });
     }
 
     /// Adds a weight or constant tensor.
-    pub fn initializer(&mut self, name: &str, elem: ElemType, dims: Vec<i64>, data: TensorData) -> String {
-        self.initializers.push(Initializer { name: name.into(), elem, dims, data });
+    pub fn initializer(
+        &mut self,
+        name: &str,
+        elem: ElemType,
+        dims: Vec<i64>,
+        data: TensorData,
+    ) -> String {
+        self.initializers.push(Initializer {
+            name: name.into(),
+            elem,
+            dims,
+            data,
+        });
         name.into()
     }
 
@@ -173,7 +196,11 @@ impl Graph {
             te.string(8, &t.name);
             match &t.data {
                 TensorData::Inline(bytes) => te.bytes(9, bytes),
-                TensorData::External { location, offset, length } => {
+                TensorData::External {
+                    location,
+                    offset,
+                    length,
+                } => {
                     for (k, v) in [
                         ("location", location.clone()),
                         ("offset", offset.to_string()),

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Builds every guest of this workspace (SDK examples, bench and test guests)
-# for wasm32-wasip2 and copies the components to OUT_DIR (default:
-# <repo>/target/guests), where the host's tests and benchmark look for them.
+# Builds every guest program: the Rust workspace here (SDK examples, bench
+# and test guests) for wasm32-wasip2, copied to OUT_DIR (default:
+# <repo>/target/guests), and the Python, JavaScript and C examples into
+# OUT_DIR/<language>/, where the host's tests and benchmark look for them.
 #
 #   examples/build.sh [OUT_DIR]
+#
+# ARBOR_GUEST_LANGUAGES picks languages (default: "rust python js c"); the
+# non-Rust toolchains come from `scripts/setup --tests`
+# (guest-sdk/<language>/install.sh).
 #
 # Guests use their own target dir (ARBOR_GUEST_TARGET_DIR, default
 # examples/target), never the host's CARGO_TARGET_DIR.
@@ -11,6 +16,21 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/../target/guests}
 target=${ARBOR_GUEST_TARGET_DIR:-$here/target}
+languages=${ARBOR_GUEST_LANGUAGES:-rust python js c}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+for lang in $languages; do
+    case $lang in
+        rust) ;;
+        python | js | c) "$here/$lang/build.sh" "$out" ;;
+        *) echo "examples/build.sh: unknown language $lang" >&2; exit 2 ;;
+    esac
+done
+case " $languages " in
+    *" rust "*) ;;
+    *) exit 0 ;;
+esac
 
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2

@@ -45,14 +45,24 @@ impl Default for SamplingParams {
 impl SamplingParams {
     /// Rejects values that would make sampling meaningless.
     pub fn validate(&self) -> Result<(), String> {
-        let finite = [self.temperature, self.top_p, self.min_p, self.repetition_penalty, self.frequency_penalty, self.presence_penalty]
-            .iter()
-            .all(|v| v.is_finite());
+        let finite = [
+            self.temperature,
+            self.top_p,
+            self.min_p,
+            self.repetition_penalty,
+            self.frequency_penalty,
+            self.presence_penalty,
+        ]
+        .iter()
+        .all(|v| v.is_finite());
         if !finite {
             return Err("sampling parameters must be finite numbers".into());
         }
         if self.temperature < 0.0 {
-            return Err(format!("temperature must be >= 0, got {}", self.temperature));
+            return Err(format!(
+                "temperature must be >= 0, got {}",
+                self.temperature
+            ));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(format!("top_p must be in (0, 1], got {}", self.top_p));
@@ -61,7 +71,10 @@ impl SamplingParams {
             return Err(format!("min_p must be in [0, 1], got {}", self.min_p));
         }
         if self.repetition_penalty <= 0.0 {
-            return Err(format!("repetition_penalty must be > 0, got {}", self.repetition_penalty));
+            return Err(format!(
+                "repetition_penalty must be > 0, got {}",
+                self.repetition_penalty
+            ));
         }
         Ok(())
     }
@@ -78,7 +91,11 @@ pub struct Sampler {
 impl Sampler {
     pub fn new(params: SamplingParams) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(params.seed);
-        Sampler { params, rng, counts: HashMap::new() }
+        Sampler {
+            params,
+            rng,
+            counts: HashMap::new(),
+        }
     }
 
     pub fn params(&self) -> &SamplingParams {
@@ -98,7 +115,11 @@ impl Sampler {
             for (&tok, &n) in &self.counts {
                 if let Some(l) = logits.get_mut(tok as usize) {
                     if p.repetition_penalty != 1.0 {
-                        *l = if *l > 0.0 { *l / p.repetition_penalty } else { *l * p.repetition_penalty };
+                        *l = if *l > 0.0 {
+                            *l / p.repetition_penalty
+                        } else {
+                            *l * p.repetition_penalty
+                        };
                     }
                     *l -= p.frequency_penalty * n as f32 + p.presence_penalty;
                 }
@@ -108,17 +129,25 @@ impl Sampler {
             return argmax(logits);
         }
         // Candidates sorted by logit, descending; top-k cuts the list first.
-        let mut idx: Vec<u32> = (0..logits.len() as u32).filter(|&i| logits[i as usize] > f32::NEG_INFINITY).collect();
+        let mut idx: Vec<u32> = (0..logits.len() as u32)
+            .filter(|&i| logits[i as usize] > f32::NEG_INFINITY)
+            .collect();
         if idx.is_empty() {
             return argmax(logits);
         }
-        idx.sort_unstable_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+        idx.sort_unstable_by(|&a, &b| {
+            logits[b as usize]
+                .total_cmp(&logits[a as usize])
+                .then(a.cmp(&b))
+        });
         if p.top_k > 0 && idx.len() > p.top_k {
             idx.truncate(p.top_k);
         }
         let max = logits[idx[0] as usize];
-        let mut probs: Vec<f64> =
-            idx.iter().map(|&i| (((logits[i as usize] - max) / p.temperature) as f64).exp()).collect();
+        let mut probs: Vec<f64> = idx
+            .iter()
+            .map(|&i| (((logits[i as usize] - max) / p.temperature) as f64).exp())
+            .collect();
         let sum: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|x| *x /= sum);
         if p.min_p > 0.0 {
@@ -165,13 +194,68 @@ pub fn argmax(logits: &[f32]) -> u32 {
 /// Log-softmax of one logit row at `token`, in f64.
 pub fn log_prob(logits: &[f32], token: u32) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = logits.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln() + max;
+    let lse = logits
+        .iter()
+        .map(|&l| (l as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+        + max;
     logits[token as usize] as f64 - lse
+}
+
+/// The log-probability of `chosen` and the `k` most likely tokens with
+/// theirs (most likely first, lowest id first on ties), all under the
+/// softmax of `logits`. One pass for the normalizer and one for the top
+/// `k`: O(V·k), and `k` is small (APIs cap it at 20).
+pub fn top_logprobs(logits: &[f32], chosen: u32, k: usize) -> (f32, Vec<(u32, f32)>) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = logits
+        .iter()
+        .map(|&l| (l as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+        + max;
+    let lp = |l: f32| (l as f64 - lse) as f32;
+    let mut top: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
+    if k > 0 {
+        for (i, &l) in logits.iter().enumerate() {
+            if top.len() == k && l <= top[k - 1].1 {
+                continue;
+            }
+            // Strictly greater moves ahead, so equal logits keep id order.
+            let at = top.partition_point(|&(_, t)| t >= l);
+            top.insert(at, (i as u32, l));
+            top.truncate(k);
+        }
+    }
+    let chosen_lp = logits
+        .get(chosen as usize)
+        .map_or(f32::NEG_INFINITY, |&l| lp(l));
+    (
+        chosen_lp,
+        top.into_iter().map(|(i, l)| (i, lp(l))).collect(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_logprobs_agree_with_log_prob_and_order_ties_by_id() {
+        let logits = [0.5f32, 2.0, -1.0, 2.0, 1.0];
+        let (lp, top) = top_logprobs(&logits, 4, 3);
+        assert!((lp as f64 - log_prob(&logits, 4)).abs() < 1e-6);
+        let ids: Vec<u32> = top.iter().map(|t| t.0).collect();
+        assert_eq!(ids, vec![1, 3, 4]);
+        for (id, l) in top {
+            assert!((l as f64 - log_prob(&logits, id)).abs() < 1e-6);
+        }
+        let total: f64 = (0..5).map(|i| log_prob(&logits, i).exp()).sum();
+        assert!((total - 1.0).abs() < 1e-9);
+        assert!(top_logprobs(&logits, 0, 0).1.is_empty());
+        assert_eq!(top_logprobs(&logits, 0, 99).1.len(), 5);
+    }
 
     fn sample_many(params: SamplingParams, logits: &[f32], n: usize) -> Vec<u32> {
         let mut s = Sampler::new(params);
@@ -180,13 +264,20 @@ mod tests {
 
     #[test]
     fn greedy_takes_the_argmax_and_lowest_index_on_ties() {
-        assert_eq!(sample_many(SamplingParams::default(), &[0.1, 3.0, 3.0, -1.0], 3), vec![1, 1, 1]);
+        assert_eq!(
+            sample_many(SamplingParams::default(), &[0.1, 3.0, 3.0, -1.0], 3),
+            vec![1, 1, 1]
+        );
     }
 
     #[test]
     fn same_seed_same_stream_other_seed_other_stream() {
         let logits: Vec<f32> = (0..50).map(|i| (i as f32 * 0.37).sin()).collect();
-        let p = SamplingParams { temperature: 1.0, seed: 7, ..Default::default() };
+        let p = SamplingParams {
+            temperature: 1.0,
+            seed: 7,
+            ..Default::default()
+        };
         let a = sample_many(p.clone(), &logits, 64);
         assert_eq!(a, sample_many(p.clone(), &logits, 64));
         assert_ne!(a, sample_many(SamplingParams { seed: 8, ..p }, &logits, 64));
@@ -195,20 +286,53 @@ mod tests {
     #[test]
     fn top_k_and_top_p_and_min_p_restrict_the_support() {
         let logits = [5.0, 4.0, 3.0, 0.0, -1.0];
-        let k = sample_many(SamplingParams { temperature: 1.0, top_k: 2, ..Default::default() }, &logits, 300);
+        let k = sample_many(
+            SamplingParams {
+                temperature: 1.0,
+                top_k: 2,
+                ..Default::default()
+            },
+            &logits,
+            300,
+        );
         assert!(k.iter().all(|&t| t < 2) && k.contains(&1));
-        let p = sample_many(SamplingParams { temperature: 1.0, top_p: 0.5, ..Default::default() }, &logits, 300);
+        let p = sample_many(
+            SamplingParams {
+                temperature: 1.0,
+                top_p: 0.5,
+                ..Default::default()
+            },
+            &logits,
+            300,
+        );
         assert!(p.iter().all(|&t| t == 0), "top token alone holds > 50%");
-        let m = sample_many(SamplingParams { temperature: 1.0, min_p: 0.3, ..Default::default() }, &logits, 300);
-        assert!(m.iter().all(|&t| t < 2), "e^-1 ≈ 0.37 ≥ 0.3 keeps token 1 only");
+        let m = sample_many(
+            SamplingParams {
+                temperature: 1.0,
+                min_p: 0.3,
+                ..Default::default()
+            },
+            &logits,
+            300,
+        );
+        assert!(
+            m.iter().all(|&t| t < 2),
+            "e^-1 ≈ 0.37 ≥ 0.3 keeps token 1 only"
+        );
     }
 
     #[test]
     fn penalties_discourage_seen_tokens() {
-        let mut s = Sampler::new(SamplingParams { presence_penalty: 2.0, ..Default::default() });
+        let mut s = Sampler::new(SamplingParams {
+            presence_penalty: 2.0,
+            ..Default::default()
+        });
         s.observe(0);
         assert_eq!(s.sample(&mut vec![1.0, 0.5]), 1);
-        let mut s = Sampler::new(SamplingParams { repetition_penalty: 4.0, ..Default::default() });
+        let mut s = Sampler::new(SamplingParams {
+            repetition_penalty: 4.0,
+            ..Default::default()
+        });
         s.observe(0);
         assert_eq!(s.sample(&mut vec![1.0, 0.5]), 1);
     }
@@ -216,14 +340,42 @@ mod tests {
     #[test]
     fn masked_tokens_are_never_sampled() {
         let logits = [f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY, 0.0];
-        let out = sample_many(SamplingParams { temperature: 2.0, ..Default::default() }, &logits, 200);
+        let out = sample_many(
+            SamplingParams {
+                temperature: 2.0,
+                ..Default::default()
+            },
+            &logits,
+            200,
+        );
         assert!(out.iter().all(|&t| t == 1 || t == 3));
     }
 
     #[test]
     fn invalid_params_are_rejected() {
-        assert!(SamplingParams { temperature: -1.0, ..Default::default() }.validate().is_err());
-        assert!(SamplingParams { top_p: 0.0, ..Default::default() }.validate().is_err());
-        assert!(SamplingParams { temperature: f32::NAN, ..Default::default() }.validate().is_err());
+        assert!(
+            SamplingParams {
+                temperature: -1.0,
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            SamplingParams {
+                top_p: 0.0,
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            SamplingParams {
+                temperature: f32::NAN,
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

@@ -8,13 +8,13 @@ mod support;
 
 use std::sync::Arc;
 
+use arbor_runtime::SchedulerBackend;
 use arbor_runtime::{Limits, RunError, RunEvent, RunOptions, Runtime, RuntimeConfig};
-use scheduler::SchedulerBackend;
 use serde_json::Value;
 use support::guest;
 
 fn runtime() -> (Runtime, Arc<SchedulerBackend>) {
-    let backend = SchedulerBackend::start();
+    let backend = scheduler::start();
     let rt = Runtime::new(RuntimeConfig::default(), backend.clone()).expect("runtime");
     (rt, backend)
 }
@@ -182,14 +182,21 @@ async fn eight_forked_branches_take_about_one_branchs_engine_steps() {
     let (rt, backend) = runtime();
     let before = backend.scheduler().stats();
     let out = run(&rt, "semantics", "fork8").await;
-    let v: Value = serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}\n{}", out.log))).unwrap();
+    let v: Value =
+        serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}\n{}", out.log))).unwrap();
     assert_eq!(v["outs"].as_array().unwrap().len(), 8);
     let after = backend.scheduler().stats();
     let steps = after.steps - before.steps;
     let prefilled = after.prefill_tokens - before.prefill_tokens;
     let prefix = v["prefix_tokens"].as_u64().unwrap();
     // One branch alone: one prefill step and 15 decode steps.
-    assert!(steps <= 16 + 6, "8 branches of 16 tokens took {steps} engine steps");
+    assert!(
+        steps <= 16 + 6,
+        "8 branches of 16 tokens took {steps} engine steps"
+    );
     // The prefix once, plus each branch's few own tokens.
-    assert!(prefilled < prefix + 8 * 8, "prefilled {prefilled} tokens for a {prefix}-token shared prefix");
+    assert!(
+        prefilled < prefix + 8 * 8,
+        "prefilled {prefilled} tokens for a {prefix}-token shared prefix"
+    );
 }

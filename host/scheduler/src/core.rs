@@ -11,11 +11,12 @@
 use crate::config::SchedulerConfig;
 use crate::detok::Detokenizer;
 use crate::request::{
-    ChoiceScore, Event, FinishReason, GenerateRequest, SchedulerError, ScoreRequest, Usage,
+    ChoiceScore, Event, FinishReason, GenerateRequest, SchedulerError, ScoreRequest, TokenLogprob,
+    Usage,
 };
 use crate::stats::SchedulerStats;
 use arbor_constraint::{FsmState, TokenFsm, Vocab};
-use arbor_engine::sampling::log_prob;
+use arbor_engine::sampling::{log_prob, top_logprobs};
 use arbor_engine::{BatchEntry, Engine, Logits, Sampler};
 use arbor_kvcache::{Namespace, NodeId, RadixCache, SlotAllocator};
 use std::collections::VecDeque;
@@ -724,6 +725,7 @@ impl Core {
                 ..
             } => {
                 let mut logits = row.to_vec();
+                let want_logprobs = req.logprobs;
                 if let Some((f, state)) = fsm {
                     let t = std::time::Instant::now();
                     f.allowed(*state).apply(&mut logits);
@@ -738,6 +740,11 @@ impl Core {
                 }
                 let tok = sampler.sample(&mut logits);
                 sampler.observe(tok);
+                // From the raw row: the model's distribution, not the sampler's.
+                let mut logprob = want_logprobs.map(|k| {
+                    let (logprob, top) = top_logprobs(row, tok, k);
+                    TokenLogprob { logprob, top }
+                });
                 let is_eos = self.eos.contains(&tok);
                 let mut new = vec![tok];
                 let mut complete = false;
@@ -750,14 +757,20 @@ impl Core {
                     let before = *state;
                     let Some(next) = f.advance(before, tok) else {
                         self.release(job, false);
-                        job.fail(SchedulerError::Invalid(
+                        job.fail(SchedulerError::Constraint(
                             "the constraint admits no continuation".into(),
                         ));
                         return;
                     };
                     *state = next;
                     let room = req.max_tokens.saturating_sub(out.len() + 1);
-                    if self.cfg.jump_forward && room > 0 && !f.is_finished(next) {
+                    // Forced tokens are never sampled, so they would have no
+                    // log-probability: requests that want them decode each.
+                    if self.cfg.jump_forward
+                        && want_logprobs.is_none()
+                        && room > 0
+                        && !f.is_finished(next)
+                    {
                         let tk = self.engine.tokenizer();
                         if let Some((ids, s)) =
                             jump_forward(f, self.vocab.as_deref(), tk, before, tok, room)
@@ -787,7 +800,11 @@ impl Core {
                     out.push(t);
                     job.tokens.push(t);
                     let text = detok.push(self.engine.tokenizer(), out);
-                    let _ = tx.send(Event::Token { id: t, text });
+                    let _ = tx.send(Event::Token {
+                        id: t,
+                        text,
+                        logprob: logprob.take(),
+                    });
                     if detok.find_stop(&req.stop_strings).is_some() {
                         stop = true;
                         break;

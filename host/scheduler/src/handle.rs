@@ -4,7 +4,8 @@ use crate::config::SchedulerConfig;
 use crate::core::{Command, Core, PoolAudit};
 use crate::request::Constraint;
 use crate::request::{
-    ChoiceScore, Event, FinishReason, GenerateRequest, SchedulerError, ScoreRequest, Usage,
+    ChoiceScore, Event, FinishReason, GenerateRequest, MAX_TOP_LOGPROBS, SchedulerError,
+    ScoreRequest, TokenLogprob, Usage,
 };
 use crate::stats::SchedulerStats;
 use arbor_constraint::{ConstraintCache, Limits, SchemaOptions, TokenFsm, Vocab};
@@ -43,6 +44,8 @@ pub struct Generated {
     pub tokens: Vec<u32>,
     pub finish: FinishReason,
     pub usage: Usage,
+    /// One per streamed token, when the request asked for log-probabilities.
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 impl GenerationStream {
@@ -51,10 +54,11 @@ impl GenerationStream {
         self.rx.recv().await
     }
 
-    /// Waits for the end, discarding intermediate tokens.
+    /// Waits for the end, keeping only the tokens' log-probabilities.
     pub async fn collect(mut self) -> Result<Generated, SchedulerError> {
+        let mut logprobs = Vec::new();
         while let Some(ev) = self.rx.recv().await {
-            if let Some(end) = ending(ev) {
+            if let Some(end) = ending(ev, &mut logprobs) {
                 return end;
             }
         }
@@ -63,8 +67,9 @@ impl GenerationStream {
 
     /// [`Self::collect`] for synchronous callers (not inside a tokio runtime).
     pub fn blocking_collect(mut self) -> Result<Generated, SchedulerError> {
+        let mut logprobs = Vec::new();
         while let Some(ev) = self.rx.blocking_recv() {
-            if let Some(end) = ending(ev) {
+            if let Some(end) = ending(ev, &mut logprobs) {
                 return end;
             }
         }
@@ -72,10 +77,17 @@ impl GenerationStream {
     }
 }
 
-/// The outcome an event ends a generation with, if it ends it.
-fn ending(ev: Event) -> Option<Result<Generated, SchedulerError>> {
+/// The outcome an event ends a generation with, if it ends it; token
+/// log-probabilities accumulate in `logprobs` until then.
+fn ending(
+    ev: Event,
+    logprobs: &mut Vec<TokenLogprob>,
+) -> Option<Result<Generated, SchedulerError>> {
     match ev {
-        Event::Token { .. } => None,
+        Event::Token { logprob, .. } => {
+            logprobs.extend(logprob);
+            None
+        }
         Event::Done {
             text,
             tokens,
@@ -86,6 +98,7 @@ fn ending(ev: Event) -> Option<Result<Generated, SchedulerError>> {
             tokens,
             finish,
             usage,
+            logprobs: std::mem::take(logprobs),
         })),
         Event::Error(e) => Some(Err(e)),
     }
@@ -138,6 +151,11 @@ impl Scheduler {
             )));
         }
         req.sampling.validate().map_err(SchedulerError::Invalid)?;
+        if req.logprobs.is_some_and(|k| k > MAX_TOP_LOGPROBS) {
+            return Err(SchedulerError::Invalid(format!(
+                "at most {MAX_TOP_LOGPROBS} alternatives per token"
+            )));
+        }
         let (etx, erx) = tmpsc::unbounded_channel();
         let Some(constraint) = req.constraint.clone() else {
             self.tx
@@ -160,7 +178,7 @@ impl Scheduler {
                     }
                 }
                 Err(e) => {
-                    let _ = etx.send(Event::Error(SchedulerError::Invalid(e)));
+                    let _ = etx.send(Event::Error(SchedulerError::Constraint(e)));
                 }
             })
             .map_err(|e| SchedulerError::Engine(format!("cannot start a compile thread: {e}")))?;
@@ -248,6 +266,15 @@ impl Scheduler {
 
     pub fn tokenizer(&self) -> &Arc<Tokenizer> {
         &self.tokenizer
+    }
+
+    /// The bytes token `id` stands for (what APIs report as a token's
+    /// `bytes`); from the constraint vocabulary, else from decoding it alone.
+    pub fn token_bytes(&self, id: u32) -> Vec<u8> {
+        match &self.constraints.vocab {
+            Ok(v) if (id as usize) < v.len() => v.token_bytes(id).to_vec(),
+            _ => self.tokenizer.decode(&[id]).into_bytes(),
+        }
     }
 
     pub fn max_context(&self) -> usize {

@@ -20,7 +20,7 @@ pub use config::SchedulerConfig;
 pub use core::PoolAudit;
 pub use handle::{Generated, GenerationStream, Scheduler};
 pub use request::{
-    ChoiceScore, Constraint, Event, FinishReason, GenerateRequest, SchedulerError, ScoreRequest,
-    Usage,
+    ChoiceScore, Constraint, Event, FinishReason, GenerateRequest, MAX_TOP_LOGPROBS,
+    SchedulerError, ScoreRequest, TokenLogprob, Usage,
 };
 pub use stats::SchedulerStats;

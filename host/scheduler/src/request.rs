@@ -21,6 +21,24 @@ pub struct GenerateRequest {
     pub ignore_eos: bool,
     /// Restrict the output to a regular language.
     pub constraint: Option<Constraint>,
+    /// Report each generated token's log-probability and this many most
+    /// likely alternatives (at most [`MAX_TOP_LOGPROBS`]); `None` reports
+    /// nothing. The distribution is the model's own (before temperature,
+    /// penalties and constraint masks), as in vLLM and SGLang. Requests
+    /// that ask for it decode every token, without jump-forward, so that
+    /// each token has one.
+    pub logprobs: Option<usize>,
+}
+
+/// The most alternatives a request may ask for per token (OpenAI's limit).
+pub const MAX_TOP_LOGPROBS: usize = 20;
+
+/// A generated token's log-probability and the most likely alternatives.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenLogprob {
+    pub logprob: f32,
+    /// `(token id, log-probability)`, most likely first.
+    pub top: Vec<(u32, f32)>,
 }
 
 /// A constraint on generated text, compiled to a token automaton.
@@ -47,6 +65,7 @@ impl GenerateRequest {
             stop_token_ids: Vec::new(),
             ignore_eos: false,
             constraint: None,
+            logprobs: None,
         }
     }
 }
@@ -85,8 +104,13 @@ pub struct Usage {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// One generated token and the text it completes (may be empty while a
-    /// multi-byte character is incomplete).
-    Token { id: u32, text: String },
+    /// multi-byte character is incomplete), with its log-probability when
+    /// the request asked for them.
+    Token {
+        id: u32,
+        text: String,
+        logprob: Option<TokenLogprob>,
+    },
     /// The end: the full text (stop string excluded) and accounting.
     Done {
         text: String,
@@ -113,6 +137,10 @@ pub struct ChoiceScore {
 pub enum SchedulerError {
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The regex, JSON Schema or choices cannot be compiled, or admit no
+    /// continuation where the model stands.
+    #[error("bad constraint: {0}")]
+    Constraint(String),
     #[error("request needs {needed} KV slots but the pool has {pool}")]
     TooLarge { needed: usize, pool: usize },
     #[error("the scheduler has shut down")]

@@ -140,7 +140,7 @@ fn hostile_constraints_fail_clearly_while_others_run() {
         let t = std::time::Instant::now();
         let r = run_one(&s, c.clone(), 0, 0.0, 8);
         match r {
-            Err(SchedulerError::Invalid(msg)) => assert!(!msg.is_empty()),
+            Err(SchedulerError::Constraint(msg)) => assert!(!msg.is_empty()),
             other => panic!("{c:?}: expected a clear error, got {other:?}"),
         }
         assert!(t.elapsed().as_secs() < 10, "{c:?} took {:?}", t.elapsed());
@@ -171,4 +171,35 @@ fn choices_constraint_yields_one_of_them_and_streams_tokens() {
     });
     assert!(choices.contains(&done), "{done:?}");
     assert_eq!(streamed, done);
+}
+
+#[test]
+fn constrained_requests_with_logprobs_report_every_token() {
+    let s = common::scheduler(2048, SchedulerConfig::default());
+    let mut r = GenerateRequest::new(Namespace::tenant(1), prompt(), 160);
+    r.constraint = Some(Constraint::JsonSchema(SCHEMA.into()));
+    r.logprobs = Some(0);
+    let mut stream = s.generate(r).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (mut tokens, mut with_logprob) = (0, 0);
+    let done = rt.block_on(async {
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Event::Token { logprob, .. } => {
+                    tokens += 1;
+                    with_logprob += logprob.is_some() as usize;
+                }
+                Event::Done { text, .. } => return text,
+                Event::Error(e) => panic!("{e}"),
+            }
+        }
+        panic!("no end")
+    });
+    assert!(
+        tokens > 0 && with_logprob == tokens,
+        "{with_logprob} of {tokens}"
+    );
+    serde_json::from_str::<serde_json::Value>(&done).expect("still valid JSON");
 }

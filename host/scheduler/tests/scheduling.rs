@@ -210,3 +210,43 @@ fn invalid_requests_get_clear_errors() {
         Err(SchedulerError::Invalid(_))
     ));
 }
+
+#[test]
+fn token_logprobs_agree_with_scoring_the_same_tokens() {
+    let s = common::scheduler(1024, SchedulerConfig::default());
+    let p = prompt(9, 24);
+    let mut r = GenerateRequest::new(Namespace::tenant(1), p.clone(), 12);
+    r.ignore_eos = true;
+    r.sampling.temperature = 1.0;
+    r.sampling.seed = 5;
+    r.logprobs = Some(4);
+    let g = s.generate(r).unwrap().blocking_collect().unwrap();
+    assert_eq!(g.logprobs.len(), g.tokens.len());
+    for (lp, &tok) in g.logprobs.iter().zip(&g.tokens) {
+        assert_eq!(lp.top.len(), 4);
+        assert!(lp.top.windows(2).all(|w| w[0].1 >= w[1].1), "{:?}", lp.top);
+        assert!(lp.logprob <= lp.top[0].1 + 1e-6);
+        if let Some(&(_, l)) = lp.top.iter().find(|t| t.0 == tok) {
+            assert_eq!(l, lp.logprob, "the chosen token's entry in the top list");
+        }
+    }
+    // The scoring path (a prefill over prompt + tokens) is independent of
+    // the decode path that produced the log-probabilities.
+    let score = s
+        .blocking_score(ScoreRequest {
+            namespace: Namespace::tenant(2),
+            prompt: p,
+            choices: vec![g.tokens.clone()],
+        })
+        .unwrap()[0];
+    let sum: f64 = g.logprobs.iter().map(|l| l.logprob as f64).sum();
+    assert!(
+        (sum - score.logprob).abs() < 1e-3,
+        "{sum} vs {}",
+        score.logprob
+    );
+
+    let mut bad = GenerateRequest::new(Namespace::tenant(1), prompt(1, 4), 2);
+    bad.logprobs = Some(21);
+    assert!(matches!(s.generate(bad), Err(SchedulerError::Invalid(_))));
+}

@@ -8,14 +8,15 @@ use crate::auth::{Tenant, hex};
 use crate::body::Json;
 use crate::db::now;
 use crate::error::ApiError;
+use crate::logprobs;
 use crate::openai::{ChatRequest, Common, CompletionRequest, Content, Prompt, UsageOut};
-use crate::quota::Permit;
+use crate::quota::{Permit, Reservation};
 use crate::sse::{self, StopHoldback};
 use crate::state::AppState;
 use arbor_engine::SamplingParams;
 use arbor_engine::tokenizer::ChatMessage;
 use arbor_scheduler::{
-    Constraint, Event, FinishReason, GenerateRequest, GenerationStream, Namespace,
+    Constraint, Event, FinishReason, GenerateRequest, GenerationStream, MAX_TOP_LOGPROBS, Namespace,
 };
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -40,6 +41,8 @@ struct Plan {
     requests: Vec<GenerateRequest>,
     stream: bool,
     include_usage: bool,
+    /// Report token log-probabilities with this many alternatives.
+    logprobs: Option<usize>,
 }
 
 pub async fn completions(
@@ -48,11 +51,14 @@ pub async fn completions(
     Json(req): Json<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     check_model(&state, &req.model)?;
-    if req.logprobs.is_some_and(|l| l > 0) {
-        return Err(ApiError::bad_request(
-            "logprobs are not supported by this server yet",
-        ));
-    }
+    let logprobs = match req.logprobs {
+        Some(k) if k as usize > MAX_TOP_LOGPROBS => {
+            return Err(ApiError::bad_request(format!(
+                "logprobs must be between 0 and {MAX_TOP_LOGPROBS}"
+            )));
+        }
+        k => k.map(|k| k as usize),
+    };
     if req.echo == Some(true) {
         return Err(ApiError::bad_request("echo is not supported"));
     }
@@ -67,7 +73,7 @@ pub async fn completions(
         Prompt::TokenLists(l) => l,
     };
     // OpenAI's default for the legacy endpoint.
-    let plan = plan(
+    let mut plan = plan(
         &state,
         &tenant,
         Kind::Text,
@@ -76,6 +82,7 @@ pub async fn completions(
         &req.common(),
         16,
     )?;
+    plan.set_logprobs(logprobs);
     execute(state, tenant, plan).await
 }
 
@@ -85,11 +92,20 @@ pub async fn chat_completions(
     Json(req): Json<ChatRequest>,
 ) -> Result<Response, ApiError> {
     check_model(&state, &req.model)?;
-    if req.logprobs == Some(true) || req.top_logprobs.is_some_and(|n| n > 0) {
-        return Err(ApiError::bad_request(
-            "logprobs are not supported by this server yet",
-        ));
-    }
+    let logprobs = match (req.logprobs, req.top_logprobs) {
+        (_, Some(k)) if k as usize > MAX_TOP_LOGPROBS => {
+            return Err(ApiError::bad_request(format!(
+                "top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}"
+            )));
+        }
+        (Some(true), k) => Some(k.unwrap_or(0) as usize),
+        (_, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "top_logprobs requires logprobs to be true",
+            ));
+        }
+        (_, None) => None,
+    };
     let constraint = match &req.response_format {
         None => None,
         Some(f) => match (f.kind.as_str(), &f.json_schema) {
@@ -171,7 +187,39 @@ pub async fn chat_completions(
     for r in &mut plan.requests {
         r.constraint = constraint.clone();
     }
+    plan.set_logprobs(logprobs);
     execute(state, tenant, plan).await
+}
+
+impl Plan {
+    /// The most tokens this request could cost: each distinct prompt once
+    /// (choices share it in the cache) plus every choice's `max_tokens`.
+    fn most_tokens(&self) -> u64 {
+        let mut total = 0u64;
+        for (i, r) in self.requests.iter().enumerate() {
+            if self.requests[..i].iter().all(|p| p.prompt != r.prompt) {
+                total += r.prompt.len() as u64;
+            }
+            total += r.max_tokens as u64;
+        }
+        total
+    }
+
+    fn set_logprobs(&mut self, k: Option<usize>) {
+        self.logprobs = k;
+        for r in &mut self.requests {
+            r.logprobs = k;
+        }
+    }
+
+    /// A choice's `logprobs` value: `null` unless the request asked.
+    fn logprobs_json(&self, entries: Option<&[logprobs::Entry]>) -> Value {
+        match (self.logprobs, entries) {
+            (Some(_), Some(e)) if self.kind == Kind::Chat => logprobs::chat(e),
+            (Some(_), Some(e)) => logprobs::legacy(e),
+            _ => Value::Null,
+        }
+    }
 }
 
 fn check_model(state: &AppState, model: &str) -> Result<(), ApiError> {
@@ -291,31 +339,29 @@ fn plan(
         requests,
         stream: c.stream.unwrap_or(false),
         include_usage: c.stream_options.as_ref().is_some_and(|o| o.include_usage),
+        logprobs: None,
     })
 }
 
 /// Takes the quotas, starts every choice and answers in one piece or as SSE.
 async fn execute(state: Arc<AppState>, tenant: Tenant, plan: Plan) -> Result<Response, ApiError> {
-    if let Err(r) = state.meter.check(tenant.id) {
-        state.metrics.tenant(&tenant.name, |u| u.refused += 1);
-        return Err(ApiError::too_many(r.message, r.retry_after_s));
-    }
-    let permit = match state.gate.acquire(tenant.id).await {
-        Ok(p) => p,
-        Err(r) => {
-            state.metrics.tenant(&tenant.name, |u| u.refused += 1);
-            return Err(ApiError::too_many(r.message, r.retry_after_s));
-        }
-    };
+    let (permit, reservation) = state.admit(&tenant, plan.most_tokens()).await?;
     state.metrics.tenant(&tenant.name, |u| u.requests += 1);
     let mut streams = Vec::with_capacity(plan.requests.len());
     for r in &plan.requests {
-        streams.push(state.scheduler.generate(r.clone())?);
+        match state.scheduler.generate(r.clone()) {
+            Ok(s) => streams.push(s),
+            Err(e) => {
+                state.meter.settle(reservation, 0);
+                return Err(e.into());
+            }
+        }
     }
+    let admitted = (permit, reservation);
     if plan.stream {
-        Ok(stream(state, tenant, plan, streams, permit).into_response())
+        Ok(stream(state, tenant, plan, streams, admitted).into_response())
     } else {
-        whole(state, tenant, plan, streams, permit).await
+        whole(state, tenant, plan, streams, admitted).await
     }
 }
 
@@ -326,8 +372,8 @@ fn finish_str(f: FinishReason) -> &'static str {
     }
 }
 
-fn charge(state: &AppState, tenant: &Tenant, usage: &UsageOut) {
-    state.meter.charge(tenant.id, usage.total_tokens as u64);
+fn charge(state: &AppState, tenant: &Tenant, usage: &UsageOut, reservation: Reservation) {
+    state.meter.settle(reservation, usage.total_tokens as u64);
     state.metrics.tenant(&tenant.name, |u| {
         u.prompt_tokens += usage.prompt_tokens as u64;
         u.completion_tokens += usage.completion_tokens as u64;
@@ -339,7 +385,7 @@ async fn whole(
     tenant: Tenant,
     plan: Plan,
     streams: Vec<GenerationStream>,
-    permit: Permit,
+    (permit, reservation): (Permit, Reservation),
 ) -> Result<Response, ApiError> {
     let results = futures::future::join_all(streams.into_iter().map(|s| s.collect())).await;
     drop(permit);
@@ -357,12 +403,17 @@ async fn whole(
                     usage.prompt_tokens += g.usage.prompt_tokens;
                 }
                 usage.completion_tokens += g.usage.completion_tokens;
+                let entries = plan.logprobs.map(|_| {
+                    let all = logprobs::entries(&state.scheduler, &g.tokens, &g.logprobs, 0);
+                    logprobs::within(all, g.text.len())
+                });
+                let lp = plan.logprobs_json(entries.as_deref());
                 choices.push(match plan.kind {
-                    Kind::Text => json!({"index": i, "text": g.text, "logprobs": null, "finish_reason": finish_str(g.finish)}),
+                    Kind::Text => json!({"index": i, "text": g.text, "logprobs": lp, "finish_reason": finish_str(g.finish)}),
                     Kind::Chat => json!({
                         "index": i,
                         "message": {"role": "assistant", "content": g.text},
-                        "logprobs": null,
+                        "logprobs": lp,
                         "finish_reason": finish_str(g.finish),
                     }),
                 });
@@ -371,7 +422,7 @@ async fn whole(
         }
     }
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
-    charge(&state, &tenant, &usage);
+    charge(&state, &tenant, &usage, reservation);
     if let Some(e) = failure {
         return Err(e.into());
     }
@@ -403,12 +454,18 @@ fn chunk(plan_kind: Kind, id: &str, model: &str, created: i64, choice: Value) ->
         .to_string()
 }
 
+/// The pending entries whose tokens start before byte `sent` of the text.
+fn take_ready(pending: &mut Vec<logprobs::Entry>, sent: usize) -> Vec<logprobs::Entry> {
+    let n = pending.iter().take_while(|e| e.offset < sent).count();
+    pending.drain(..n).collect()
+}
+
 fn stream(
     state: Arc<AppState>,
     tenant: Tenant,
     plan: Plan,
     streams: Vec<GenerationStream>,
-    permit: Permit,
+    (permit, reservation): (Permit, Reservation),
 ) -> impl IntoResponse {
     // Small buffer: a client that does not read stalls only its own tasks.
     let (tx, rx) = mpsc::channel::<String>(32);
@@ -416,13 +473,20 @@ fn stream(
     let plan = Arc::new(plan);
     let mut tasks = Vec::with_capacity(streams.len());
     for (index, mut s) in streams.into_iter().enumerate() {
-        let (tx, plan) = (tx.clone(), plan.clone());
+        let (tx, plan, scheduler) = (tx.clone(), plan.clone(), state.scheduler.clone());
         tasks.push(tokio::spawn(async move {
             let emit = |v: Value| chunk(plan.kind, &plan.id, &plan.model, created, v);
-            let delta = |text: &str| match plan.kind {
-                Kind::Text => json!({"index": index, "text": text, "logprobs": null, "finish_reason": null}),
-                Kind::Chat => json!({"index": index, "delta": {"content": text}, "logprobs": null, "finish_reason": null}),
+            let delta = |text: &str, lp: Option<&[logprobs::Entry]>| {
+                let lp = plan.logprobs_json(lp);
+                match plan.kind {
+                    Kind::Text => json!({"index": index, "text": text, "logprobs": lp, "finish_reason": null}),
+                    Kind::Chat => json!({"index": index, "delta": {"content": text}, "logprobs": lp, "finish_reason": null}),
+                }
             };
+            // Log-probabilities wait with their text behind the stop-string
+            // holdback, and go out with the chunk that carries it.
+            let mut pending: Vec<logprobs::Entry> = Vec::new();
+            let (mut sent, mut generated) = (0usize, 0usize);
             if plan.kind == Kind::Chat {
                 let first = json!({"index": index, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null});
                 if tx.send(emit(first)).await.is_err() {
@@ -433,15 +497,27 @@ fn stream(
             // Returning drops `s`, which cancels the generation.
             while let Some(ev) = s.next().await {
                 match ev {
-                    Event::Token { text, .. } => {
+                    Event::Token { id, text, logprob } => {
+                        if let Some(lp) = logprob {
+                            let e = logprobs::entries(&scheduler, &[id], &[lp], generated);
+                            generated += e.iter().map(|e| e.byte_len()).sum::<usize>();
+                            pending.extend(e);
+                        }
                         let out = hold.push(&text);
-                        if !out.is_empty() && tx.send(emit(delta(&out))).await.is_err() {
-                            return None;
+                        if !out.is_empty() {
+                            sent += out.len();
+                            let ready = take_ready(&mut pending, sent);
+                            if tx.send(emit(delta(&out, Some(&ready)))).await.is_err() {
+                                return None;
+                            }
                         }
                     }
                     Event::Done { text, finish, usage, .. } => {
                         let rest = hold.finish(&text);
-                        if !rest.is_empty() && tx.send(emit(delta(&rest))).await.is_err() {
+                        let ready = take_ready(&mut pending, text.len());
+                        if (!rest.is_empty() || !ready.is_empty())
+                            && tx.send(emit(delta(&rest, Some(&ready)))).await.is_err()
+                        {
                             return Some(usage);
                         }
                         let last = match plan.kind {
@@ -475,7 +551,7 @@ fn stream(
         }
         drop(permit);
         usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
-        charge(&state, &tenant, &usage);
+        charge(&state, &tenant, &usage, reservation);
         if plan.include_usage {
             let object = if plan.kind == Kind::Chat {
                 "chat.completion.chunk"

@@ -89,7 +89,9 @@ impl From<arbor_scheduler::SchedulerError> for ApiError {
     fn from(e: arbor_scheduler::SchedulerError) -> Self {
         use arbor_scheduler::SchedulerError as E;
         match e {
-            E::Invalid(_) | E::TooLarge { .. } => ApiError::bad_request(e.to_string()),
+            E::Invalid(_) | E::Constraint(_) | E::TooLarge { .. } => {
+                ApiError::bad_request(e.to_string())
+            }
             E::Shutdown => ApiError::unavailable(e.to_string()),
             E::Engine(_) => ApiError::internal(e),
         }

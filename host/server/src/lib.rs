@@ -8,11 +8,11 @@
 //! under the data directory, so a restart keeps tenants, programs and runs.
 
 pub mod auth;
-pub mod backend;
 mod body;
 mod completions;
 pub mod db;
 pub mod error;
+mod logprobs;
 pub mod metrics;
 mod openai;
 mod programs;
@@ -35,7 +35,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 /// Everything `arbor serve` can set.
 #[derive(Clone, Debug)]
@@ -46,6 +46,10 @@ pub struct ServerConfig {
     pub model_name: Option<String>,
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Where to serve every tenant's metrics without a key (Prometheus'
+    /// scrape target; keep it private). `None`: no such listener, and
+    /// `/metrics` on `listen` shows each tenant only its own usage.
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory of the database, programs and compiled code.
     pub data: PathBuf,
     /// Token slots of the KV pool; 0 picks the model's context length × 4.
@@ -70,6 +74,7 @@ impl ServerConfig {
             model,
             model_name: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
             data,
             kv_slots: 0,
             threads: 0,
@@ -86,7 +91,8 @@ impl ServerConfig {
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    metrics_addr: Option<SocketAddr>,
+    stop: Option<watch::Sender<bool>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     state: Arc<AppState>,
 }
@@ -141,7 +147,7 @@ impl Server {
                 max_component_bytes: cfg.quotas.max_program_bytes,
                 ..RuntimeConfig::default()
             },
-            Arc::new(backend::SchedulerBackend::new(scheduler.clone())),
+            Arc::new(arbor_runtime::SchedulerBackend::new(scheduler.clone())),
         )
         .map(Arc::new)
         .map_err(|e| {
@@ -181,17 +187,38 @@ impl Server {
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
         let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
+        let (stop, stopped) = watch::channel(false);
+        let until_stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let metrics_addr = match cfg.metrics_listen {
+            None => None,
+            Some(at) => {
+                let l = tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("listening for metrics on {at}"))?;
+                let bound = l.local_addr()?;
+                let app = routes::operator_router(state.clone());
+                let stopped = until_stopped(stopped.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(l, app).with_graceful_shutdown(stopped).await {
+                        tracing::error!(error = %e, "the metrics listener failed");
+                    }
+                });
+                tracing::info!(addr = %bound, "serving every tenant's metrics");
+                Some(bound)
+            }
+        };
+        let stopped = until_stopped(stopped);
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
+                .with_graceful_shutdown(stopped)
                 .await
         });
         tracing::info!(%addr, model = %state.model_name, "serving");
         Ok(Server {
             addr,
+            metrics_addr,
             stop: Some(stop),
             task,
             state,
@@ -201,6 +228,11 @@ impl Server {
     /// The address actually bound (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The operator's metrics address, when `metrics_listen` was set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Stops accepting, cancels runs in flight (recorded as cancelled) and
@@ -217,7 +249,7 @@ impl Server {
             h.cancel();
         }
         if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+            let _ = s.send(true);
         }
         (&mut self.task)
             .await

@@ -88,7 +88,17 @@ fn escape(label: &str) -> String {
 }
 
 /// The exposition text for `/metrics`.
-pub fn render(state: &AppState) -> String {
+/// Whose per-tenant series a scrape may see.
+#[derive(Clone, Copy, Debug)]
+pub enum Scope<'a> {
+    /// Every tenant's: the operator's listener (`--metrics-listen`).
+    All,
+    /// One tenant's own, beside the server-wide figures: a tenant's key on
+    /// the public listener must not reveal who else uses the server.
+    Tenant(&'a str),
+}
+
+pub fn render(state: &AppState, scope: Scope<'_>) -> String {
     let m = &state.metrics;
     let s = state.scheduler.stats();
     let (gate_running, gate_waiting) = state.gate.depth();
@@ -210,7 +220,10 @@ pub fn render(state: &AppState) -> String {
         "Program runs started.",
         vec![(String::new(), m.runs_started.load(Relaxed) as f64)],
     );
-    let tenants = m.tenants.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut tenants = m.tenants.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Scope::Tenant(name) = scope {
+        tenants.retain(|t, _| t == name);
+    }
     let per = |f: fn(&TenantUsage) -> u64| -> Vec<(String, f64)> {
         tenants
             .iter()

@@ -45,7 +45,7 @@ impl Default for Quotas {
             tokens_per_minute: 1_000_000,
             max_tokens_per_request: 4096,
             max_n: 8,
-            max_program_bytes: 16 << 20,
+            max_program_bytes: 64 << 20,
             max_programs: 100,
             run_deadline: Duration::from_secs(60),
             run_memory_bytes: 64 << 20,
@@ -221,9 +221,37 @@ impl FairGate {
 }
 
 /// Rolling one-minute token accounting per tenant.
+///
+/// A request reserves the most it could use before it starts (prompt plus
+/// `max_tokens` for every choice, or a run's token limit) and settles with
+/// what it really used when it ends. Reserving up front is what keeps a
+/// burst of concurrent requests, none finished yet, from running far past
+/// the quota.
 pub struct TokenMeter {
     limit: u64,
-    used: Mutex<HashMap<i64, VecDeque<(Instant, u64)>>>,
+    state: Mutex<MeterState>,
+}
+
+#[derive(Default)]
+struct MeterState {
+    next_id: u64,
+    used: HashMap<i64, VecDeque<Charge>>,
+}
+
+struct Charge {
+    at: Instant,
+    id: u64,
+    tokens: u64,
+}
+
+/// Tokens held for a request in flight; hand it back to
+/// [`TokenMeter::settle`]. Dropped unsettled, the whole reservation stays
+/// charged, which errs on the side of the quota.
+#[must_use = "settle the reservation with the tokens really used"]
+#[derive(Debug)]
+pub struct Reservation {
+    tenant: i64,
+    id: u64,
 }
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -232,53 +260,69 @@ impl TokenMeter {
     pub fn new(limit: u64) -> Self {
         TokenMeter {
             limit,
-            used: Mutex::new(HashMap::new()),
+            state: Mutex::new(MeterState::default()),
         }
     }
 
-    /// Refuses when the tenant used its tokens for the last minute; the
-    /// request itself is charged afterwards with what it really used.
-    pub fn check(&self, tenant: i64) -> Result<(), Refused> {
-        let mut m = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        let q = m.entry(tenant).or_default();
+    /// Holds `tokens` for `tenant`, or refuses when they do not fit in the
+    /// rolling minute. A request larger than the whole quota is held at the
+    /// quota, so it runs once the window is empty rather than never.
+    pub fn reserve(&self, tenant: i64, tokens: u64) -> Result<Reservation, Refused> {
+        let want = tokens.min(self.limit);
+        let mut m = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
+        let id = m.next_id;
+        let q = m.used.entry(tenant).or_default();
         while q
             .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) >= WINDOW)
+            .is_some_and(|c| now.duration_since(c.at) >= WINDOW)
         {
             q.pop_front();
         }
-        let total: u64 = q.iter().map(|(_, n)| n).sum();
-        if total < self.limit {
-            return Ok(());
+        let total: u64 = q.iter().map(|c| c.tokens).sum();
+        if total + want <= self.limit {
+            q.push_back(Charge {
+                at: now,
+                id,
+                tokens: want,
+            });
+            m.next_id += 1;
+            return Ok(Reservation { tenant, id });
         }
-        // Retry once enough of the window has expired to go under the limit.
+        // Retry once enough of the window has expired for this request.
         let mut freed = 0;
         let mut wait = WINDOW;
-        for (t, n) in q.iter() {
-            freed += n;
-            if total - freed < self.limit {
-                wait = WINDOW.saturating_sub(now.duration_since(*t));
+        for c in q.iter() {
+            freed += c.tokens;
+            if total - freed + want <= self.limit {
+                wait = WINDOW.saturating_sub(now.duration_since(c.at));
                 break;
             }
         }
         Err(Refused {
             message: format!(
-                "token quota exceeded: {total} of {} tokens used in the last minute",
+                "token quota exceeded: {total} of {} tokens per minute used or reserved, \
+                 and this request may use up to {tokens}",
                 self.limit
             ),
             retry_after_s: wait.as_secs() + 1,
         })
     }
 
-    pub fn charge(&self, tenant: i64, tokens: u64) {
-        if tokens == 0 {
-            return;
+    /// Replaces a reservation with the tokens really used. A request that
+    /// outlived the window is charged again, now, for what it used.
+    pub fn settle(&self, r: Reservation, used: u64) {
+        let mut m = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let q = m.used.entry(r.tenant).or_default();
+        match q.iter_mut().find(|c| c.id == r.id) {
+            Some(c) => c.tokens = used,
+            None if used > 0 => q.push_back(Charge {
+                at: Instant::now(),
+                id: u64::MAX,
+                tokens: used,
+            }),
+            None => {}
         }
-        let mut m = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(tenant)
-            .or_default()
-            .push_back((Instant::now(), tokens));
     }
 }
 
@@ -337,12 +381,28 @@ mod tests {
     }
 
     #[test]
-    fn token_meter_refuses_over_the_limit_with_a_retry_time() {
+    fn token_meter_reserves_up_front_and_settles_with_what_was_used() {
         let m = TokenMeter::new(100);
-        m.check(1).unwrap();
-        m.charge(1, 150);
-        let r = m.check(1).unwrap_err();
+        let a = m.reserve(1, 60).unwrap();
+        // A second request that could use 60 more does not fit while the
+        // first is in flight, though nothing has been used yet.
+        let r = m.reserve(1, 60).unwrap_err();
         assert!(r.retry_after_s >= 1 && r.retry_after_s <= 61, "{r:?}");
-        m.check(2).unwrap();
+        m.reserve(2, 60).unwrap();
+        // The first used only 10: the room comes back.
+        m.settle(a, 10);
+        let b = m.reserve(1, 60).unwrap();
+        m.settle(b, 60);
+        assert!(m.reserve(1, 31).is_err());
+        m.reserve(1, 30).unwrap();
+    }
+
+    #[test]
+    fn a_request_larger_than_the_quota_waits_for_an_empty_window() {
+        let m = TokenMeter::new(100);
+        let big = m.reserve(1, 10_000).unwrap();
+        assert!(m.reserve(1, 1).is_err());
+        m.settle(big, 0);
+        m.reserve(1, 10_000).unwrap();
     }
 }

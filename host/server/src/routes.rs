@@ -59,12 +59,31 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn metrics_text(State(state): State<Arc<AppState>>, _tenant: Tenant) -> Response {
+async fn metrics_text(State(state): State<Arc<AppState>>, tenant: Tenant) -> Response {
+    metrics_response(&state, metrics::Scope::Tenant(&tenant.name))
+}
+
+fn metrics_response(state: &AppState, scope: metrics::Scope<'_>) -> Response {
     (
         [("content-type", "text/plain; version=0.0.4")],
-        metrics::render(&state),
+        metrics::render(state, scope),
     )
         .into_response()
+}
+
+/// The operator's router: every tenant's metrics, without a key, for a
+/// listener on a private address (`--metrics-listen`).
+pub fn operator_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(state): State<Arc<AppState>>| async move {
+                metrics_response(&state, metrics::Scope::All)
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { ApiError::not_found("route") })
+        .with_state(state)
 }
 
 async fn models(State(state): State<Arc<AppState>>, _tenant: Tenant) -> Response {

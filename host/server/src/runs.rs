@@ -11,6 +11,7 @@ use crate::body::Json;
 use crate::db::RunRow;
 use crate::error::ApiError;
 use crate::programs;
+use crate::quota::Reservation;
 use crate::state::AppState;
 use arbor_runtime::{CancelHandle, Limits, RunError, RunEvent, RunOptions, RunOutcome};
 use axum::extract::{Path, State};
@@ -97,23 +98,28 @@ pub async fn create(
     {
         return Ok((StatusCode::OK, axum::Json(run_json(&prior))).into_response());
     }
-    if let Err(r) = state.meter.check(tenant.id) {
-        state.metrics.tenant(&tenant.name, |u| u.refused += 1);
-        return Err(ApiError::too_many(r.message, r.retry_after_s));
-    }
-    let permit = state.gate.acquire(tenant.id).await.map_err(|r| {
-        state.metrics.tenant(&tenant.name, |u| u.refused += 1);
-        ApiError::too_many(r.message, r.retry_after_s)
-    })?;
-    let program = programs::load(rt.clone(), bytes).await?;
-    match state
+    // A run's prompts are only known as it goes; its generated tokens are
+    // capped, so that cap is what it reserves.
+    let (permit, reservation) = state.admit(&tenant, state.quotas.run_max_tokens).await?;
+    let program = match programs::load(rt.clone(), bytes).await {
+        Ok(p) => p,
+        Err(e) => {
+            state.meter.settle(reservation, 0);
+            return Err(e);
+        }
+    };
+    let inserted = state
         .db
-        .insert_run(tenant.id, &run_id, &program_id, &input, idem.as_deref())
-        .map_err(ApiError::internal)?
-    {
-        Ok(()) => {}
-        Err(prior) => {
+        .insert_run(tenant.id, &run_id, &program_id, &input, idem.as_deref());
+    match inserted {
+        Ok(Ok(())) => {}
+        Ok(Err(prior)) => {
+            state.meter.settle(reservation, 0);
             return Ok(axum::Json(run_json(&fetch(&state, &tenant, &prior)?)).into_response());
+        }
+        Err(e) => {
+            state.meter.settle(reservation, 0);
+            return Err(ApiError::internal(e));
         }
     }
     state.metrics.tenant(&tenant.name, |u| u.requests += 1);
@@ -148,7 +154,7 @@ pub async fn create(
         tokio::spawn(async move {
             let outcome = rt.run(&program, &input, options).await;
             drop(permit);
-            let row = record(&state, &tenant, &run_id, &outcome);
+            let row = record(&state, &tenant, &run_id, &outcome, reservation);
             state
                 .live_runs
                 .lock()
@@ -177,7 +183,13 @@ fn prior_run(state: &AppState, tenant: &Tenant, key: &str) -> Result<Option<RunR
 }
 
 /// Writes the outcome to the database; the row as stored.
-fn record(state: &AppState, tenant: &Tenant, run_id: &str, o: &RunOutcome) -> Option<RunRow> {
+fn record(
+    state: &AppState,
+    tenant: &Tenant,
+    run_id: &str,
+    o: &RunOutcome,
+    reservation: Reservation,
+) -> Option<RunRow> {
     let (status, output, error) = match &o.output {
         Ok(out) => ("succeeded", Some(out.as_str()), None),
         Err(RunError::Cancelled) => ("cancelled", None, Some(RunError::Cancelled.to_string())),
@@ -188,9 +200,10 @@ fn record(state: &AppState, tenant: &Tenant, run_id: &str, o: &RunOutcome) -> Op
         u.prompt_tokens += o.stats.prompt_tokens;
         u.completion_tokens += o.stats.generated_tokens;
     });
-    state
-        .meter
-        .charge(tenant.id, o.stats.prompt_tokens + o.stats.generated_tokens);
+    state.meter.settle(
+        reservation,
+        o.stats.prompt_tokens + o.stats.generated_tokens,
+    );
     if let Err(e) = state.db.finish_run(
         run_id,
         status,

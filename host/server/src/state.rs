@@ -1,8 +1,10 @@
 //! What every handler shares.
 
+use crate::auth::Tenant;
 use crate::db::Db;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::quota::{FairGate, Quotas, TokenMeter};
+use crate::quota::{FairGate, Permit, Quotas, Reservation, TokenMeter};
 use arbor_runtime::{CancelHandle, Runtime};
 use arbor_scheduler::Scheduler;
 use std::collections::HashMap;
@@ -31,4 +33,28 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// How long a client may take to send its request body.
     pub body_timeout: Duration,
+}
+
+impl AppState {
+    /// Admits a request of `tenant` that may use up to `tokens`: reserves
+    /// them against the token quota, then waits for a fair place in the
+    /// scheduler. A refusal (429) takes nothing.
+    pub async fn admit(
+        &self,
+        tenant: &Tenant,
+        tokens: u64,
+    ) -> Result<(Permit, Reservation), ApiError> {
+        let refused = |r: crate::quota::Refused| {
+            self.metrics.tenant(&tenant.name, |u| u.refused += 1);
+            ApiError::too_many(r.message, r.retry_after_s)
+        };
+        let reservation = self.meter.reserve(tenant.id, tokens).map_err(refused)?;
+        match self.gate.acquire(tenant.id).await {
+            Ok(permit) => Ok((permit, reservation)),
+            Err(r) => {
+                self.meter.settle(reservation, 0);
+                Err(refused(r))
+            }
+        }
+    }
 }

@@ -237,23 +237,127 @@ fn token_quota_refuses_with_429_and_retry_after_per_tenant() {
     let greedy = tenant(data.path(), "greedy");
     let modest = tenant(data.path(), "modest");
     let mut cfg = config(data.path());
-    cfg.quotas.tokens_per_minute = 20;
+    cfg.quotas.tokens_per_minute = 100;
+    cfg.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     let h = Harness::start(cfg);
     let addr = h.addr;
     rt().block_on(async {
-        let body = json!({"model": MODEL, "prompt": "one two three four", "max_tokens": 24, "temperature": 0});
-        let first = post(addr, "/v1/completions", &greedy, body.clone()).await;
-        assert_eq!(first.status, 200);
-        assert!(first.json()["usage"]["total_tokens"].as_u64().unwrap() >= 20, "the test needs the quota used up");
+        // Streamed, so the first request is still in flight (its response
+        // head arrived, its tokens have not) when the second asks: the
+        // quota must count what it may still use, not only what finished.
+        let body = json!({"model": MODEL, "prompt": "one two three four", "max_tokens": 60, "temperature": 1.0, "seed": 1});
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        let streamed = json!({"model": MODEL, "prompt": "one two three four", "max_tokens": 60, "temperature": 1.0, "stream": true}).to_string();
+        sock.write_all(&request_bytes("POST", "/v1/completions", Some(&greedy), &[("Content-Type", "application/json")], streamed.as_bytes())).await.unwrap();
+        let mut buf = [0u8; 256];
+        let n = sock.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
         let refused = post(addr, "/v1/completions", &greedy, body.clone()).await;
         assert_eq!(refused.status, 429, "{}", refused.text());
         let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
         assert!((1..=61).contains(&retry));
         assert_eq!(refused.json()["error"]["type"], "rate_limit_error");
+        assert!(refused.json()["error"]["message"].as_str().unwrap().contains("reserved"));
+        drop(sock);
         // Quotas are per tenant.
         assert_eq!(post(addr, "/v1/completions", &modest, body).await.status, 200);
+        // A tenant's key shows its own usage only; the operator's listener
+        // shows everyone's, without a key.
         let m = get(addr, "/metrics", &modest).await.text();
-        assert!(m.contains("arbor_tenant_refused_total{tenant=\"greedy\"} 1"), "{m}");
+        assert!(m.contains("arbor_tenant_requests_total{tenant=\"modest\"} 1"), "{m}");
+        assert!(!m.contains("greedy"), "another tenant's usage leaked:\n{m}");
+        assert!(m.contains("arbor_kv_pool_slots"), "server-wide figures stay visible");
+        let ops = h.metrics_addr.expect("metrics listener");
+        let all = call(ops, "GET", "/metrics", None, None).await;
+        assert_eq!(all.status, 200);
+        assert!(all.text().contains("arbor_tenant_refused_total{tenant=\"greedy\"} 1"), "{}", all.text());
+        assert_eq!(call(ops, "GET", "/v1/models", None, None).await.status, 404, "only metrics there");
+    });
+    h.stop();
+}
+
+#[test]
+fn logprobs_in_both_shapes_streamed_or_not() {
+    let data = tempfile::tempdir().unwrap();
+    let key = tenant(data.path(), "dora");
+    let h = Harness::start(config(data.path()));
+    let addr = h.addr;
+    rt().block_on(async {
+        let chat = json!({
+            "model": MODEL, "max_tokens": 8, "temperature": 0, "logprobs": true, "top_logprobs": 3,
+            "messages": [{"role": "user", "content": "Name a colour."}]
+        });
+        let r = post(addr, "/v1/chat/completions", &key, chat.clone()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = r.json();
+        let content = r["choices"][0]["logprobs"]["content"].as_array().unwrap().clone();
+        assert_eq!(content.len() as u64, r["usage"]["completion_tokens"].as_u64().unwrap());
+        let mut bytes = Vec::new();
+        for e in &content {
+            let top = e["top_logprobs"].as_array().unwrap();
+            assert_eq!(top.len(), 3);
+            let lps: Vec<f64> = top.iter().map(|t| t["logprob"].as_f64().unwrap()).collect();
+            assert!(lps.windows(2).all(|w| w[0] >= w[1]) && lps[0] <= 0.0, "{lps:?}");
+            // Greedy: the chosen token is the most likely one.
+            assert_eq!(e["logprob"], top[0]["logprob"], "{e}");
+            assert_eq!(e["token"], top[0]["token"]);
+            bytes.extend(e["bytes"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8));
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&bytes),
+            r["choices"][0]["message"]["content"].as_str().unwrap(),
+            "the tokens' bytes spell the message"
+        );
+
+        // Streamed: the same entries, spread over the chunks.
+        let mut s = chat.clone();
+        s["stream"] = json!(true);
+        let events = post(addr, "/v1/chat/completions", &key, s).await.sse_data();
+        let streamed: Vec<Value> = events
+            .iter()
+            .filter(|d| *d != "[DONE]")
+            .flat_map(|d| {
+                let v: Value = serde_json::from_str(d).unwrap();
+                v["choices"][0]["logprobs"]["content"].as_array().cloned().unwrap_or_default()
+            })
+            .collect();
+        // The same tokens; log-probabilities equal up to float noise (the
+        // second request's prompt comes from the cache, not a prefill).
+        assert_eq!(streamed.len(), content.len());
+        for (a, b) in streamed.iter().zip(&content) {
+            assert_eq!((&a["token"], &a["bytes"]), (&b["token"], &b["bytes"]));
+            let (x, y) = (a["logprob"].as_f64().unwrap(), b["logprob"].as_f64().unwrap());
+            assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+            assert_eq!(a["top_logprobs"].as_array().unwrap().len(), 3);
+        }
+
+        // Legacy completions: parallel arrays with offsets into the text.
+        let r = post(addr, "/v1/completions", &key, json!({"model": MODEL, "prompt": "a b c", "max_tokens": 6, "temperature": 0, "logprobs": 2})).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = r.json();
+        let lp = &r["choices"][0]["logprobs"];
+        let n = r["usage"]["completion_tokens"].as_u64().unwrap() as usize;
+        assert_eq!(lp["tokens"].as_array().unwrap().len(), n);
+        assert_eq!(lp["token_logprobs"].as_array().unwrap().len(), n);
+        assert_eq!(lp["text_offset"][0], 0);
+        for top in lp["top_logprobs"].as_array().unwrap() {
+            let m = top.as_object().unwrap();
+            assert!((1..=2).contains(&m.len()), "{top}");
+        }
+        // Without asking, none.
+        let r = post(addr, "/v1/completions", &key, json!({"model": MODEL, "prompt": "a", "max_tokens": 2})).await.json();
+        assert!(r["choices"][0]["logprobs"].is_null());
+
+        for (body, needle) in [
+            (json!({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21}), "top_logprobs"),
+            (json!({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "top_logprobs": 2}), "requires logprobs"),
+        ] {
+            let r = post(addr, "/v1/chat/completions", &key, body).await;
+            assert_eq!(r.status, 400, "{}", r.text());
+            assert!(r.json()["error"]["message"].as_str().unwrap().contains(needle));
+        }
+        let r = post(addr, "/v1/completions", &key, json!({"model": MODEL, "prompt": "x", "logprobs": 50})).await;
+        assert_eq!(r.status, 400, "{}", r.text());
     });
     h.stop();
 }

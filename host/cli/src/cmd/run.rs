@@ -2,9 +2,9 @@
 
 use anyhow::{Context, Result, bail};
 use arbor_engine::{Engine, EngineOptions};
+use arbor_runtime::SchedulerBackend;
 use arbor_runtime::{Limits, Namespace, RunOptions, Runtime, RuntimeConfig};
 use arbor_scheduler::{Scheduler, SchedulerConfig};
-use arbor_server::backend::SchedulerBackend;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -27,19 +27,67 @@ pub struct Args {
     /// KV pool slots.
     #[arg(long, default_value_t = 16384)]
     kv_slots: usize,
+    /// Where compiled programs are kept, so that a program is compiled
+    /// once, not at every run (seconds for Python and JavaScript guests,
+    /// which embed an interpreter). Default: $XDG_CACHE_HOME/arbor/compiled
+    /// or ~/.cache/arbor/compiled.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Compile the program afresh and keep nothing.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+}
+
+/// The default compile cache of `arbor run`, if the environment names a home.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join("arbor").join("compiled"))
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let bytes = std::fs::read(&a.program).with_context(|| format!("cannot read {}", a.program.display()))?;
-    let engine = Engine::open(&a.model, &EngineOptions { kv_slots: a.kv_slots, ..Default::default() })?;
+    let bytes = std::fs::read(&a.program)
+        .with_context(|| format!("cannot read {}", a.program.display()))?;
+    let engine = Engine::open(
+        &a.model,
+        &EngineOptions {
+            kv_slots: a.kv_slots,
+            ..Default::default()
+        },
+    )?;
     let scheduler = Scheduler::start(engine, SchedulerConfig::default());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let t0 = std::time::Instant::now();
     let outcome = rt.block_on(async {
-        let runtime = Runtime::new(RuntimeConfig::default(), Arc::new(SchedulerBackend::new(scheduler.clone())))?;
+        let cache_dir = if a.no_cache {
+            None
+        } else {
+            a.cache_dir.clone().or_else(default_cache_dir)
+        };
+        let config = RuntimeConfig {
+            cache_dir,
+            ..RuntimeConfig::default()
+        };
+        let runtime = Runtime::new(config, Arc::new(SchedulerBackend::new(scheduler.clone())))?;
         let program = runtime.load(&bytes)?;
-        let limits = Limits { deadline: std::time::Duration::from_millis(a.deadline_ms), ..Limits::default() };
-        let opts = RunOptions { namespace: Namespace::new("1"), limits, ..RunOptions::default() };
+        let limits = Limits {
+            deadline: std::time::Duration::from_millis(a.deadline_ms),
+            ..Limits::default()
+        };
+        let opts = RunOptions {
+            namespace: Namespace::new("1"),
+            limits,
+            ..RunOptions::default()
+        };
         anyhow::Ok(runtime.run(&program, &a.input, opts).await)
     })?;
     if !outcome.log.is_empty() {

@@ -16,6 +16,11 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Also serve every tenant's metrics, without a key, on this address
+    /// (for Prometheus; keep it private). Without it, `/metrics` on
+    /// `--listen` needs a tenant key and shows that tenant's usage only.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
     /// Directory of the database, programs and compiled code.
     #[arg(long, default_value = "arbor-data")]
     data: PathBuf,
@@ -44,7 +49,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     tokens_per_minute: u64,
     /// Largest program upload in bytes.
-    #[arg(long, default_value_t = 16 << 20)]
+    #[arg(long, default_value_t = 64 << 20)]
     max_program_bytes: usize,
     /// Deadline of one program run, in seconds.
     #[arg(long, default_value_t = 60)]
@@ -60,6 +65,7 @@ pub fn run(a: Args) -> Result<()> {
         .try_init();
     let mut cfg = ServerConfig::new(a.model, a.data);
     cfg.listen = a.listen;
+    cfg.metrics_listen = a.metrics_listen;
     cfg.model_name = a.model_name;
     cfg.kv_slots = a.kv_slots;
     cfg.threads = a.threads;
@@ -73,11 +79,17 @@ pub fn run(a: Args) -> Result<()> {
         run_deadline: Duration::from_secs(a.run_deadline_s),
         ..Quotas::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
     rt.block_on(async {
         let mut server = Server::start(cfg).await?;
         // Tests and scripts read the bound address (port 0 picks one).
         println!("listening on http://{}", server.addr());
+        if let Some(m) = server.metrics_addr() {
+            println!("metrics on http://{m}/metrics");
+        }
         tokio::select! {
             r = server.wait() => return r,
             _ = tokio::signal::ctrl_c() => {}

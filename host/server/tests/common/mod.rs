@@ -71,6 +71,8 @@ pub fn config(data: &Path) -> ServerConfig {
 /// gracefully or make it vanish as in a crash (runtime dropped mid-work).
 pub struct Harness {
     pub addr: SocketAddr,
+    /// The operator's metrics listener, when the config asked for one.
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<std::sync::mpsc::Sender<bool>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -86,7 +88,7 @@ impl Harness {
                 .build()
                 .unwrap();
             let server = rt.block_on(Server::start(cfg)).expect("server starts");
-            atx.send(server.addr()).unwrap();
+            atx.send((server.addr(), server.metrics_addr())).unwrap();
             let graceful = srx.recv().unwrap_or(true);
             if graceful {
                 rt.block_on(server.shutdown()).expect("graceful shutdown");
@@ -96,9 +98,10 @@ impl Harness {
                 rt.shutdown_background();
             }
         });
-        let addr = arx.recv().expect("server address");
+        let (addr, metrics_addr) = arx.recv().expect("server address");
         Harness {
             addr,
+            metrics_addr,
             stop: Some(stx),
             thread: Some(thread),
         }

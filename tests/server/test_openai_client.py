@@ -71,14 +71,24 @@ def test_errors_surface_as_openai_errors(server):
 def test_json_schema_response_parses(server):
     schema = {"type": "object", "properties": {"answer": {"type": "boolean"}}, "required": ["answer"],
               "additionalProperties": False}
-    try:
-        r = client(server).chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "2+2?"}], max_tokens=64, temperature=0,
-            response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema, "strict": True}})
-    except openai.BadRequestError as e:
-        if "not supported by this server yet" in str(e):
-            pytest.skip("constrained decoding has not landed in the scheduler yet")
-        raise
+    r = client(server).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "2+2?"}], max_tokens=64, temperature=0,
+        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema, "strict": True}})
     value = json.loads(r.choices[0].message.content)
     assert isinstance(value["answer"], bool)
     assert r.choices[0].finish_reason == "stop"
+
+
+def test_logprobs_parse_in_the_clients_types(server):
+    c = client(server)
+    r = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=6,
+                                  temperature=0, logprobs=True, top_logprobs=2)
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens
+    for t in content:
+        assert t.logprob <= 0 and len(t.top_logprobs) == 2
+        assert t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob
+    assert b"".join(bytes(t.bytes) for t in content).decode("utf-8", "replace") == r.choices[0].message.content
+    legacy = c.completions.create(model=MODEL, prompt="abc", max_tokens=4, temperature=0, logprobs=1)
+    lp = legacy.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.text_offset) == legacy.usage.completion_tokens

@@ -388,13 +388,13 @@ mod tests {
         // first is in flight, though nothing has been used yet.
         let r = m.reserve(1, 60).unwrap_err();
         assert!(r.retry_after_s >= 1 && r.retry_after_s <= 61, "{r:?}");
-        m.reserve(2, 60).unwrap();
+        let _held = m.reserve(2, 60).unwrap();
         // The first used only 10: the room comes back.
         m.settle(a, 10);
         let b = m.reserve(1, 60).unwrap();
         m.settle(b, 60);
         assert!(m.reserve(1, 31).is_err());
-        m.reserve(1, 30).unwrap();
+        let _held = m.reserve(1, 30).unwrap();
     }
 
     #[test]
@@ -403,6 +403,6 @@ mod tests {
         let big = m.reserve(1, 10_000).unwrap();
         assert!(m.reserve(1, 1).is_err());
         m.settle(big, 0);
-        m.reserve(1, 10_000).unwrap();
+        let _held = m.reserve(1, 10_000).unwrap();
     }
 }

@@ -105,6 +105,22 @@ impl Runtime {
         })
     }
 
+    /// The program whose bytes hash to `hex_hash` (the form
+    /// [`Program::hash`] returns), if it is in the memory cache. Entries
+    /// are only made by [`Self::load`] from bytes it hashed itself, so a
+    /// caller that stores programs by content hash can skip reading and
+    /// hashing them again (milliseconds for interpreter-carrying guests).
+    pub fn cached(&self, hex_hash: &str) -> Option<Program> {
+        if hex_hash.len() != 64 || !hex_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut hash: ContentHash = [0; 32];
+        for (i, byte) in hash.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex_hash[2 * i..2 * i + 2], 16).ok()?;
+        }
+        self.cache.get(&hash)
+    }
+
     /// Compiles (or fetches from the cache) and links a component.
     ///
     /// Compiling a new component takes milliseconds to seconds of CPU:

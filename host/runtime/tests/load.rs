@@ -74,6 +74,19 @@ fn loads_are_cached_in_memory_and_on_disk() {
     let first = runtime_with(config.clone());
     let program = first.load(&bytes).expect("load");
     assert_eq!(program.hash(), first.load(&bytes).expect("reload").hash());
+    // By hash, without the bytes: only what this runtime loaded itself.
+    assert_eq!(
+        first.cached(&program.hash()).map(|p| p.hash()),
+        Some(program.hash())
+    );
+    assert!(first.cached(&"0".repeat(64)).is_none());
+    assert!(first.cached("not a hash").is_none());
+    assert!(first.cached(&program.hash().to_uppercase()[..63]).is_none());
+    assert!(
+        runtime_with(RuntimeConfig::default())
+            .cached(&program.hash())
+            .is_none()
+    );
     let files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

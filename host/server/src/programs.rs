@@ -162,7 +162,8 @@ pub async fn delete(
 }
 
 /// The stored bytes of a tenant's program, or 404.
-pub fn read(state: &AppState, tenant: &Tenant, id: &str) -> Result<Vec<u8>, ApiError> {
+/// 404 unless `tenant` owns program `id`.
+pub fn check_owned(state: &AppState, tenant: &Tenant, id: &str) -> Result<(), ApiError> {
     if !valid_id(id)
         || state
             .db
@@ -172,5 +173,18 @@ pub fn read(state: &AppState, tenant: &Tenant, id: &str) -> Result<Vec<u8>, ApiE
     {
         return Err(ApiError::not_found("program"));
     }
-    std::fs::read(state.programs_dir.join(format!("{id}.wasm"))).map_err(ApiError::internal)
+    Ok(())
+}
+
+/// The compiled program stored as `id` (its content hash): from the
+/// runtime's memory cache when there, so a run of a 19 MB Python program
+/// neither reads nor hashes it again; else read and loaded (and verified
+/// by its hash) afresh.
+pub async fn stored(state: &AppState, rt: Arc<Runtime>, id: &str) -> Result<Program, ApiError> {
+    if let Some(p) = rt.cached(id) {
+        return Ok(p);
+    }
+    let bytes =
+        std::fs::read(state.programs_dir.join(format!("{id}.wasm"))).map_err(ApiError::internal)?;
+    load(rt, bytes).await
 }

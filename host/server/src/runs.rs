@@ -83,7 +83,7 @@ pub async fn create(
                 .to_string(),
         ),
     };
-    let bytes = programs::read(&state, &tenant, &program_id)?;
+    programs::check_owned(&state, &tenant, &program_id)?;
     let input = match req.input {
         Value::String(s) => s,
         Value::Null => String::new(),
@@ -101,7 +101,7 @@ pub async fn create(
     // A run's prompts are only known as it goes; its generated tokens are
     // capped, so that cap is what it reserves.
     let (permit, reservation) = state.admit(&tenant, state.quotas.run_max_tokens).await?;
-    let program = match programs::load(rt.clone(), bytes).await {
+    let program = match programs::stored(&state, rt.clone(), &program_id).await {
         Ok(p) => p,
         Err(e) => {
             state.meter.settle(reservation, 0);

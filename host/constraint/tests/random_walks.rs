@@ -215,22 +215,3 @@ fn validators_reject_what_the_walks_must_avoid() {
     let ok1 = serde_json::json!({"id": "123e4567-e89b-12d3-a456-426614174000", "kind": {"t": "b"}, "day": "2024-02-29"});
     assert!(!cases[1].validator.is_valid(&bad1) && cases[1].validator.is_valid(&ok1));
 }
-
-#[test]
-#[ignore = "prints sample outputs for eyeballing"]
-fn print_samples() {
-    for (i, case) in schema_cases().iter().enumerate() {
-        for seed in 0..3 {
-            let w = random_walk(&case.fsm, seed, 250);
-            println!(
-                "schema {i} (eos: {}): {}",
-                w.ended_by_eos,
-                String::from_utf8_lossy(&w.output)
-            );
-        }
-    }
-    for (i, fsm) in regex_fsms().iter().enumerate() {
-        let w = random_walk(fsm, 1, 60);
-        println!("regex {i}: {:?}", String::from_utf8_lossy(&w.output));
-    }
-}

@@ -697,8 +697,16 @@ impl Core {
         if !self.cfg.cache_enabled {
             return;
         }
+        self.insert_cached(job.ns, &job.tokens, kv);
+    }
+
+    /// Hands all of `kv`'s slots (the K/V of `tokens[..kv.slots.len()]`)
+    /// to the radix cache: slots the cache already had for that prefix go
+    /// back to the allocator, and `kv` takes the cache's slots and a lock
+    /// on the new node in place of its old one.
+    fn insert_cached(&mut self, ns: Namespace, tokens: &[u32], kv: &mut Kv) {
         let n = kv.slots.len();
-        match self.cache.insert(job.ns, &job.tokens[..n], &kv.slots) {
+        match self.cache.insert(ns, &tokens[..n], &kv.slots) {
             Ok(o) => {
                 self.alloc.free(&o.duplicates);
                 let _ = self.cache.lock(o.node);
@@ -887,14 +895,8 @@ impl Core {
         let finished_gen =
             !preempted && matches!(job.kind, Kind::Gen { .. }) && !job.is_cancelled();
         if self.cfg.cache_enabled && finished_gen && kv.slots.len() > kv.cached {
-            let n = kv.slots.len();
-            match self.cache.insert(job.ns, &job.tokens[..n], &kv.slots) {
-                Ok(o) => {
-                    self.alloc.free(&o.duplicates);
-                    kv.cached = n;
-                }
-                Err(e) => tracing::error!("radix insert failed: {e}"),
-            }
+            // Its lock on the new node is released just below.
+            self.insert_cached(job.ns, &job.tokens, &mut kv);
         }
         if kv.cached < kv.slots.len() {
             self.alloc.free(&kv.slots[kv.cached..]);

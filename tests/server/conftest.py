@@ -2,7 +2,7 @@
 random model, and creates tenants with `arbor tenant create`.
 
 The binary is $ARBOR_BIN, else $CARGO_TARGET_DIR/debug/arbor, else
-target/debug/arbor (build it with `cargo build -p arbor`)."""
+target/debug/arbor (built by `cargo test --workspace`, or `cargo build -p arbor`)."""
 
 import os
 import pathlib

@@ -8,7 +8,7 @@
 //! (and `tokenizers` for `reference/write_hf_checkpoint.py`).
 
 use anyhow::{Context, Result, bail};
-use arbor_engine::engine::{Engine, EngineOptions, Logits};
+use arbor_engine::engine::{Device, Engine, EngineOptions, Logits};
 use arbor_engine::generate::{GenRequest, generate};
 use arbor_engine::sequence::{SeqId, Sequences, StepItem};
 use serde::Deserialize;
@@ -144,11 +144,29 @@ pub fn scratch_dir(label: &str) -> PathBuf {
 
 /// Engine options for tests: one intra-op thread, since the test harness
 /// already runs tests in parallel on few cores.
+///
+/// `ARBOR_TEST_DEVICE=cuda:N` runs the same checks on CUDA device `N` (with
+/// `onnxruntime-gpu` behind `ORT_DYLIB_PATH`), so the GPU path answers to the
+/// same reference as the CPU one; `ARBOR_TEST_KV_IN_HOST_MEMORY=1` checks the
+/// CUDA path with the pool in host memory instead.
 pub fn test_options() -> EngineOptions {
     EngineOptions {
         kv_slots: 4096,
         threads: 1,
-        ..Default::default()
+        device: test_device(),
+        kv_in_host_memory: std::env::var_os("ARBOR_TEST_KV_IN_HOST_MEMORY").is_some(),
+    }
+}
+
+/// The device named by `ARBOR_TEST_DEVICE` (`cpu`, the default, or `cuda:N`).
+pub fn test_device() -> Device {
+    let v = std::env::var("ARBOR_TEST_DEVICE").unwrap_or_default();
+    match v.as_str() {
+        "" | "cpu" => Device::Cpu,
+        _ => match v.strip_prefix("cuda:").map(str::parse) {
+            Some(Ok(id)) => Device::Cuda(id),
+            _ => panic!("ARBOR_TEST_DEVICE={v:?}: expected `cpu` or `cuda:N`"),
+        },
     }
 }
 

@@ -7,13 +7,15 @@
 //! or [`crate::sequence::Sequences`]) and lets any prefix be shared by slot.
 
 use crate::config::ModelConfig;
+use crate::device_pool::DevicePool;
 use crate::export::{FORMAT_VERSION, ModelMeta};
 use crate::kv_pool::KvPool;
 use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result, anyhow, bail};
-use ort::session::Session;
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
-use ort::value::Tensor;
+use ort::session::{Session, SessionInputValue};
+use ort::value::{DynValue, Tensor};
 use std::ops::Range;
 use std::path::Path;
 
@@ -75,6 +77,10 @@ pub struct EngineOptions {
     /// ONNX Runtime intra-op threads (0: one per core).
     pub threads: usize,
     pub device: Device,
+    /// On CUDA, keep the KV pool in host memory and let ONNX Runtime copy all
+    /// of it to the device on every forward pass, instead of keeping it on the
+    /// device. Much slower; it exists to measure what the device pool saves.
+    pub kv_in_host_memory: bool,
 }
 
 impl Default for EngineOptions {
@@ -83,6 +89,7 @@ impl Default for EngineOptions {
             kv_slots: 16384,
             threads: 0,
             device: Device::Cpu,
+            kv_in_host_memory: false,
         }
     }
 }
@@ -95,12 +102,31 @@ pub struct EngineStats {
     pub logit_rows: u64,
 }
 
+/// Where the KV pool lives.
+enum Pool {
+    /// Rust-owned host memory, read by ONNX Runtime in place (the CPU path).
+    Host(KvPool),
+    /// CUDA device memory, bound without copies.
+    Device(DevicePool),
+}
+
+impl Pool {
+    fn slots(&self) -> usize {
+        match self {
+            Pool::Host(p) => p.slots(),
+            Pool::Device(p) => p.slots(),
+        }
+    }
+}
+
 /// A loaded model ready to run forward passes.
 pub struct Engine {
+    // Declared before the session: the device pool's memory comes from the
+    // session's allocator and is freed first.
+    pool: Pool,
     session: Session,
     meta: ModelMeta,
     tokenizer: std::sync::Arc<Tokenizer>,
-    pool: KvPool,
     stats: EngineStats,
 }
 
@@ -167,6 +193,11 @@ impl Engine {
         if let Device::Cuda(id) = opts.device {
             b = crate::cuda::register(b, id)?;
         }
+        // A diagnostic: ONNX Runtime's per-node timings (JSON, written when
+        // the engine is dropped), for finding where a step's time goes.
+        if let Some(prefix) = std::env::var_os("ARBOR_ORT_PROFILE") {
+            b = b.with_profiling(prefix).map_err(|e| anyhow!("{e}"))?;
+        }
         let session = b.commit_from_file(dir.join("model.onnx")).map_err(|e| {
             anyhow!(
                 "ONNX Runtime cannot load {}: {e}",
@@ -176,13 +207,24 @@ impl Engine {
         if opts.kv_slots == 0 {
             bail!("the KV pool needs at least one slot");
         }
-        let pool = KvPool::new(
-            meta.dtype,
-            cfg.num_layers,
-            opts.kv_slots,
-            cfg.num_kv_heads,
-            cfg.head_dim,
-        );
+        let pool = match opts.device {
+            Device::Cuda(id) if !opts.kv_in_host_memory => Pool::Device(DevicePool::new(
+                &session,
+                id,
+                meta.dtype,
+                cfg.num_layers,
+                opts.kv_slots,
+                cfg.num_kv_heads,
+                cfg.head_dim,
+            )?),
+            _ => Pool::Host(KvPool::new(
+                meta.dtype,
+                cfg.num_layers,
+                opts.kv_slots,
+                cfg.num_kv_heads,
+                cfg.head_dim,
+            )),
+        };
         Ok(Engine {
             session,
             meta,
@@ -327,32 +369,66 @@ impl Engine {
             toff += n;
         }
 
-        let i64t = |shape: Vec<usize>, data: Vec<i64>| Tensor::from_array((shape, data));
-        let (k_pool, v_pool) = self.pool.inputs()?;
-        let inputs = ort::inputs! {
-            "input_ids" => i64t(vec![t], input_ids)?,
-            "positions" => i64t(vec![t], positions)?,
-            "hist_slots" => i64t(vec![h], hist_slots)?,
-            "kv_index" => i64t(vec![b, lmax], kv_index)?,
-            "q_index" => i64t(vec![b, qmax], q_index)?,
-            "attn_mask" => Tensor::from_array((vec![b, qmax, lmax], mask))?,
-            "out_index" => i64t(vec![t], out_index)?,
-            "logit_index" => i64t(vec![logit_index.len()], logit_index.clone())?,
-            "k_pool" => k_pool,
-            "v_pool" => v_pool,
+        let i64t = |shape: Vec<usize>, data: Vec<i64>| -> Result<DynValue> {
+            Ok(Tensor::from_array((shape, data))?.into_dyn())
         };
-        let outputs = self
-            .session
-            .run(inputs)
-            .map_err(|e| anyhow!("forward pass failed: {e}"))?;
-        let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
-        let logits = logits.to_vec();
-        self.pool
-            .write(&outputs["new_k"], &outputs["new_v"], &new_slots)?;
-        drop(outputs);
+        let p = logit_index.len();
+        let step: [(&str, DynValue); 8] = [
+            ("input_ids", i64t(vec![t], input_ids)?),
+            ("positions", i64t(vec![t], positions)?),
+            ("hist_slots", i64t(vec![h], hist_slots)?),
+            ("kv_index", i64t(vec![b, lmax], kv_index)?),
+            ("q_index", i64t(vec![b, qmax], q_index)?),
+            (
+                "attn_mask",
+                Tensor::from_array((vec![b, qmax, lmax], mask))?.into_dyn(),
+            ),
+            ("out_index", i64t(vec![t], out_index)?),
+            ("logit_index", i64t(vec![p], logit_index)?),
+        ];
+        let failed = |e: ort::Error| anyhow!("forward pass failed: {e}");
+        let logits = match &mut self.pool {
+            Pool::Host(pool) => {
+                let (k_pool, v_pool) = pool.inputs()?;
+                let mut inputs: Vec<(&str, SessionInputValue<'_>)> =
+                    step.iter().map(|(n, v)| (*n, v.into())).collect();
+                inputs.push(("k_pool", k_pool));
+                inputs.push(("v_pool", v_pool));
+                let outputs = self.session.run(inputs).map_err(failed)?;
+                let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
+                let logits = logits.to_vec();
+                pool.write(&outputs["new_k"], &outputs["new_v"], &new_slots)?;
+                logits
+            }
+            Pool::Device(pool) => {
+                let mut bind = self.session.create_binding().map_err(failed)?;
+                for (name, value) in &step {
+                    bind.bind_input(*name, value).map_err(failed)?;
+                }
+                pool.bind_inputs(&mut bind)?;
+                let host = MemoryInfo::new(
+                    AllocationDevice::CPU,
+                    0,
+                    AllocatorType::Device,
+                    MemoryType::Default,
+                )
+                .map_err(failed)?;
+                bind.bind_output_to_device("logits", &host)
+                    .map_err(failed)?;
+                for name in ["new_k", "new_v"] {
+                    bind.bind_output_to_device(name, pool.memory_info())
+                        .map_err(failed)?;
+                }
+                let outputs = self.session.run_binding(&bind).map_err(failed)?;
+                let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
+                let logits = logits.to_vec();
+                pool.write(&outputs["new_k"], &outputs["new_v"], &new_slots)?;
+                logits
+            }
+        };
         self.stats.forward_passes += 1;
         self.stats.tokens_processed += t as u64;
-        self.stats.logit_rows += logit_index.len() as u64;
+        self.stats.logit_rows += p as u64;
         Ok(ForwardOutput {
             logits,
             vocab,

@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod config;
 mod cuda;
+mod device_pool;
 pub mod engine;
 pub mod export;
 pub mod generate;

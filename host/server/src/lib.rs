@@ -124,6 +124,7 @@ impl Server {
                     kv_slots,
                     threads,
                     device,
+                    kv_in_host_memory: false,
                 },
             )
         })

@@ -73,6 +73,13 @@ pub struct EngineArgs {
     /// Run on this CUDA device instead of the CPU.
     #[arg(long)]
     cuda: Option<i32>,
+    /// Token slots in the KV pool (default: just enough for the largest batch).
+    #[arg(long)]
+    kv_slots: Option<usize>,
+    /// With --cuda: keep the KV pool in host memory, copied to the device on
+    /// every forward pass (to measure what the device-resident pool saves).
+    #[arg(long, requires = "cuda")]
+    kv_in_host_memory: bool,
     /// Print one JSON object per measurement instead of a table.
     #[arg(long)]
     json: bool,
@@ -171,9 +178,10 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
     }
     let device = a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu);
     let opts = EngineOptions {
-        kv_slots: bmax * per_seq,
+        kv_slots: a.kv_slots.unwrap_or(bmax * per_seq).max(bmax * per_seq),
         threads: a.threads,
         device,
+        kv_in_host_memory: a.kv_in_host_memory,
     };
     let mut engine = Engine::open(dir, &opts)?;
     // Any ids in the vocabulary do: the weights are what they are, and the
@@ -192,6 +200,7 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
         dtype: meta.dtype,
         device: match device {
             Device::Cpu => "cpu".to_string(),
+            Device::Cuda(i) if a.kv_in_host_memory => format!("cuda:{i}, kv in host"),
             Device::Cuda(i) => format!("cuda:{i}"),
         },
         threads: if a.threads > 0 {

@@ -103,6 +103,32 @@ impl Graph {
         });
     }
 
+    /// Adds a node whose one output is the graph output `name`, with no
+    /// Identity in between: a caller that binds the same buffer as one of the
+    /// node's inputs and as this output lets an in-place kernel (ScatterND)
+    /// skip copying it.
+    pub fn op_output(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        name: &str,
+        elem: ElemType,
+        dims: Vec<Dim>,
+    ) {
+        self.nodes.push(Node {
+            op: op.into(),
+            domain: "",
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![name.into()],
+            attrs: Vec::new(),
+        });
+        self.outputs.push(ValueInfo {
+            name: name.into(),
+            elem,
+            dims,
+        });
+    }
+
     /// Adds a weight or constant tensor.
     pub fn initializer(
         &mut self,

@@ -317,7 +317,8 @@ impl Engine {
 
         let mut input_ids = Vec::with_capacity(t);
         let mut positions = Vec::with_capacity(t);
-        let mut hist_slots = Vec::with_capacity(h);
+        let layers = cfg.num_layers;
+        let mut hist_rows = vec![0i64; layers * h];
         let mut new_slots = Vec::with_capacity(t);
         let mut kv_index = vec![0i64; b * lmax];
         let mut q_index = vec![0i64; b * qmax];
@@ -330,7 +331,12 @@ impl Engine {
         for (bi, e) in batch.iter().enumerate() {
             let hl = e.history.len();
             let n = e.tokens.len();
-            hist_slots.extend(e.history.iter().map(|&s| s as i64));
+            for l in 0..layers {
+                let rows = &mut hist_rows[l * h + hoff..l * h + hoff + hl];
+                for (r, &s) in rows.iter_mut().zip(e.history) {
+                    *r = (l * slots + s as usize) as i64;
+                }
+            }
             new_slots.extend_from_slice(e.new_slots);
             for (i, &tok) in e.tokens.iter().enumerate() {
                 input_ids.push(tok as i64);
@@ -376,7 +382,7 @@ impl Engine {
         let step: [(&str, DynValue); 8] = [
             ("input_ids", i64t(vec![t], input_ids)?),
             ("positions", i64t(vec![t], positions)?),
-            ("hist_slots", i64t(vec![h], hist_slots)?),
+            ("hist_rows", i64t(vec![layers, h], hist_rows)?),
             ("kv_index", i64t(vec![b, lmax], kv_index)?),
             ("q_index", i64t(vec![b, qmax], q_index)?),
             (

@@ -20,7 +20,7 @@ use std::path::Path;
 
 /// Bumped whenever the graph's interface changes, so stale directories are
 /// re-exported instead of failing obscurely.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Element type of weights, KV pool and activations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

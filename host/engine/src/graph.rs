@@ -12,7 +12,9 @@
 //!
 //! Inputs (`T` new tokens, `H` history rows, `B` sequences, `P` logit rows):
 //! - `input_ids [T] i64`, `positions [T] i64`
-//! - `hist_slots [H] i64`: pool slots of all histories, concatenated
+//! - `hist_rows [L, H] i64`: pool rows of all histories, concatenated, per
+//!   layer (row `l * S + slot`: computed by the engine, so that no index
+//!   arithmetic runs on the CPU between layers of a GPU graph)
 //! - `kv_index [B, Lmax] i64`: for each sequence its keys, as rows of the
 //!   concatenation `[history rows (H); new rows (T)]`
 //! - `q_index [B, Qmax] i64`: for each sequence its new tokens, as rows of `[T]`
@@ -47,7 +49,11 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
     let n = |s: &'static str| Dim::Named(s);
     let input_ids = g.input("input_ids", ElemType::I64, vec![n("T")]);
     let positions = g.input("positions", ElemType::I64, vec![n("T")]);
-    let hist_slots = g.input("hist_slots", ElemType::I64, vec![n("H")]);
+    let hist_rows = g.input(
+        "hist_rows",
+        ElemType::I64,
+        vec![Dim::Fixed(cfg.num_layers as i64), n("H")],
+    );
     let kv_index = g.input("kv_index", ElemType::I64, vec![n("B"), n("Lmax")]);
     let q_index = g.input("q_index", ElemType::I64, vec![n("B"), n("Qmax")]);
     let attn_mask = g.input(
@@ -74,28 +80,12 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
     let axes12 = g.const_i64(vec![2], &[1, 2]);
     let mask = g.op1("Unsqueeze", &[&mask, &axes12], vec![]);
 
-    // Rotary tables [T, HD]: cos and sin of position * inv_freq, halves repeated.
-    let inv: Vec<f32> = cfg.inv_freq().iter().map(|&f| f as f32).collect();
-    let inv = g.const_f32(vec![1, inv.len() as i64], &inv);
-    let posf = g.op1(
-        "Cast",
-        &[&positions],
-        vec![("to", Attr::Int(ElemType::F32 as i64))],
-    );
-    let ax1 = g.const_i64(vec![1], &[1]);
-    let posf = g.op1("Unsqueeze", &[&posf, &ax1], vec![]);
-    let freqs = g.op1("Mul", &[&posf, &inv], vec![]);
-    let freqs = g.op1("Concat", &[&freqs, &freqs], vec![("axis", Attr::Int(-1))]);
-    let cos = g.op1("Cos", &[&freqs], vec![]);
-    let sin = g.op1("Sin", &[&freqs], vec![]);
-    let cos = from_f32(&mut g, &cos, dtype);
-    let sin = from_f32(&mut g, &sin, dtype);
-    let shape_q = g.const_i64(vec![4], &[-1, 1, 1, hd]);
-    let shape_k = g.const_i64(vec![3], &[-1, 1, hd]);
-    let cos_q = g.op1("Reshape", &[&cos, &shape_q], vec![]);
-    let sin_q = g.op1("Reshape", &[&sin, &shape_q], vec![]);
-    let cos_k = g.op1("Reshape", &[&cos, &shape_k], vec![]);
-    let sin_k = g.op1("Reshape", &[&sin, &shape_k], vec![]);
+    // Rotary tables [max positions, HD / 2], computed here in f64: a whole
+    // layer's rotation is then one contrib `RotaryEmbedding` node (CPU and
+    // CUDA kernels) over the new tokens seen as one batch row.
+    let (cos, sin) = rotary_tables(&mut g, cfg, dtype);
+    let ax0 = g.const_i64(vec![1], &[0]);
+    let pos_ids = g.op1("Unsqueeze", &[&positions, &ax0], vec![]);
 
     let embed = w(&mut g, "model.embed_tokens.weight")?;
     let mut x = g.op1(
@@ -107,24 +97,18 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
     let scale = (1.0 / (hd as f64).sqrt()) as f32;
     let scale = const_scalar(&mut g, scale, dtype);
     let q_shape = g.const_i64(vec![4], &[-1, kvh, groups, hd]);
+    let q_row = g.const_i64(vec![3], &[1, -1, h * hd]);
+    let k_row = g.const_i64(vec![3], &[1, -1, kvh * hd]);
     let kv_shape = g.const_i64(vec![3], &[-1, kvh, hd]);
     let flat_shape = g.const_i64(vec![2], &[-1, h * hd]);
-    let ax0 = g.const_i64(vec![1], &[0]);
     let ax2 = g.const_i64(vec![1], &[2]);
-    // S = rows(k_pool) / L, as a [1] tensor.
-    let pool_shape = g.op1("Shape", &[&k_pool], vec![]);
-    let zero = g.const_i64(vec![1], &[0]);
-    let one = g.const_i64(vec![1], &[1]);
-    let pool_rows = g.op1("Slice", &[&pool_shape, &zero, &one], vec![]);
-    let n_layers = g.const_i64(vec![1], &[cfg.num_layers as i64]);
-    let slots = g.op1("Div", &[&pool_rows, &n_layers], vec![]);
     let mut new_ks = Vec::new();
     let mut new_vs = Vec::new();
 
     for l in 0..cfg.num_layers {
         let p = format!("model.layers.{l}");
         let ln1 = w(&mut g, &format!("{p}.input_layernorm.weight"))?;
-        let xn = rms_norm(&mut g, &x, &ln1, cfg.rms_norm_eps, dtype);
+        let xn = rms_norm(&mut g, &x, &ln1, cfg.rms_norm_eps);
         let proj = |g: &mut Graph,
                     w: &mut dyn FnMut(&mut Graph, &str) -> Result<String>,
                     name: &str,
@@ -141,18 +125,16 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
         let q = proj(&mut g, &mut w, "q_proj", cfg.attention_bias)?;
         let k = proj(&mut g, &mut w, "k_proj", cfg.attention_bias)?;
         let v = proj(&mut g, &mut w, "v_proj", cfg.attention_bias)?;
+        let q = rope(&mut g, &q, &q_row, &pos_ids, &cos, &sin, h);
+        let k = rope(&mut g, &k, &k_row, &pos_ids, &cos, &sin, kvh);
         let q = g.op1("Reshape", &[&q, &q_shape], vec![]);
         let k = g.op1("Reshape", &[&k, &kv_shape], vec![]);
         let v = g.op1("Reshape", &[&v, &kv_shape], vec![]);
-        let q = rope(&mut g, &q, &cos_q, &sin_q, hd);
-        let k = rope(&mut g, &k, &cos_k, &sin_k, hd);
         new_ks.push(g.op1("Unsqueeze", &[&k, &ax0], vec![]));
         new_vs.push(g.op1("Unsqueeze", &[&v, &ax0], vec![]));
 
-        // History rows of this layer: slot + l * S.
-        let li = g.const_i64(vec![1], &[l as i64]);
-        let off = g.op1("Mul", &[&slots, &li], vec![]);
-        let rows = g.op1("Add", &[&hist_slots, &off], vec![]);
+        let li = g.const_i64(vec![], &[l as i64]);
+        let rows = g.op1("Gather", &[&hist_rows, &li], vec![("axis", Attr::Int(0))]);
         let k_hist = g.op1("Gather", &[&k_pool, &rows], vec![("axis", Attr::Int(0))]);
         let v_hist = g.op1("Gather", &[&v_pool, &rows], vec![("axis", Attr::Int(0))]);
         let k_all = g.op1("Concat", &[&k_hist, &k], vec![("axis", Attr::Int(0))]);
@@ -199,7 +181,7 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
         x = g.op1("Add", &[&x, &o], vec![]);
 
         let ln2 = w(&mut g, &format!("{p}.post_attention_layernorm.weight"))?;
-        let xn = rms_norm(&mut g, &x, &ln2, cfg.rms_norm_eps, dtype);
+        let xn = rms_norm(&mut g, &x, &ln2, cfg.rms_norm_eps);
         let wg = w(&mut g, &format!("{p}.mlp.gate_proj.weight"))?;
         let wu = w(&mut g, &format!("{p}.mlp.up_proj.weight"))?;
         let wd = w(&mut g, &format!("{p}.mlp.down_proj.weight"))?;
@@ -214,7 +196,7 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
 
     let xl = g.op1("Gather", &[&x, &logit_index], vec![("axis", Attr::Int(0))]);
     let norm = w(&mut g, "model.norm.weight")?;
-    let xl = rms_norm(&mut g, &xl, &norm, cfg.rms_norm_eps, dtype);
+    let xl = rms_norm(&mut g, &xl, &norm, cfg.rms_norm_eps);
     let head = if cfg.tie_word_embeddings {
         embed
     } else {
@@ -267,29 +249,22 @@ fn const_scalar(g: &mut Graph, v: f32, dtype: ElemType) -> String {
     from_f32(g, &c, dtype)
 }
 
-/// RMSNorm computed in f32 whatever the graph's dtype, as the reference does.
-fn rms_norm(g: &mut Graph, x: &str, weight: &str, eps: f64, dtype: ElemType) -> String {
-    let xf = if dtype == ElemType::F32 {
-        x.to_string()
-    } else {
-        cast(g, x, ElemType::F32)
-    };
-    let sq = g.op1("Mul", &[&xf, &xf], vec![]);
-    let ms = g.op1(
-        "ReduceMean",
-        &[&sq],
-        vec![("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(1))],
-    );
-    let e = g.const_f32(vec![1], &[eps as f32]);
-    let ms = g.op1("Add", &[&ms, &e], vec![]);
-    let rs = g.op1("Sqrt", &[&ms], vec![]);
-    let y = g.op1("Div", &[&xf, &rs], vec![]);
-    let y = if dtype == ElemType::F32 {
-        y
-    } else {
-        cast(g, &y, dtype)
-    };
-    g.op1("Mul", &[&y, weight], vec![])
+/// RMSNorm as ONNX Runtime's fused `SimplifiedLayerNormalization` (CPU and
+/// CUDA kernels; it accumulates in f32 whatever the graph's dtype). One node
+/// instead of eight: on a GPU each node costs a kernel launch, and the
+/// unfused form made up a fifth of a decode step's nodes. For half-precision
+/// weights it rounds once where Hugging Face rounds twice (before and after
+/// the weight multiply): at most one unit in the last place.
+fn rms_norm(g: &mut Graph, x: &str, weight: &str, eps: f64) -> String {
+    g.op1(
+        "SimplifiedLayerNormalization",
+        &[x, weight],
+        vec![
+            ("axis", Attr::Int(-1)),
+            ("epsilon", Attr::Float(eps as f32)),
+            ("stash_type", Attr::Int(1)),
+        ],
+    )
 }
 
 /// Softmax over the last axis, in f32 for half-precision graphs.
@@ -302,18 +277,66 @@ fn softmax_f32(g: &mut Graph, x: &str, dtype: ElemType) -> String {
     cast(g, &p, dtype)
 }
 
-/// HF's rotate-half rotary embedding on the last axis.
-fn rope(g: &mut Graph, x: &str, cos: &str, sin: &str, hd: i64) -> String {
-    let half = hd / 2;
-    let axes = g.const_i64(vec![1], &[-1]);
-    let s0 = g.const_i64(vec![1], &[0]);
-    let s1 = g.const_i64(vec![1], &[half]);
-    let s2 = g.const_i64(vec![1], &[hd]);
-    let x1 = g.op1("Slice", &[x, &s0, &s1, &axes], vec![]);
-    let x2 = g.op1("Slice", &[x, &s1, &s2, &axes], vec![]);
-    let nx2 = g.op1("Neg", &[&x2], vec![]);
-    let rot = g.op1("Concat", &[&nx2, &x1], vec![("axis", Attr::Int(-1))]);
-    let a = g.op1("Mul", &[x, cos], vec![]);
-    let b = g.op1("Mul", &[&rot, sin], vec![]);
-    g.op1("Add", &[&a, &b], vec![])
+/// HF's rotate-half rotary embedding of `x` (`[T, heads * HD]`) at
+/// `positions` (`[1, T]`), as ONNX Runtime's contrib `RotaryEmbedding` over a
+/// `[1, T, heads * HD]` view.
+fn rope(
+    g: &mut Graph,
+    x: &str,
+    row_shape: &str,
+    positions: &str,
+    cos: &str,
+    sin: &str,
+    heads: i64,
+) -> String {
+    let x = g.op1("Reshape", &[x, row_shape], vec![]);
+    g.op1_in(
+        "com.microsoft",
+        "RotaryEmbedding",
+        &[&x, positions, cos, sin],
+        vec![
+            ("interleaved", Attr::Int(0)),
+            ("num_heads", Attr::Int(heads)),
+        ],
+    )
+}
+
+/// `cos` and `sin` of `position * inv_freq` for every position the model
+/// accepts, `[max positions, HD / 2]` in the graph's dtype. Computed in f64
+/// (Hugging Face computes the angle in f32, which is off by up to 1e-2 rad
+/// at position 10^5; the f64 reference is matched more closely this way).
+fn rotary_tables(g: &mut Graph, cfg: &ModelConfig, dtype: ElemType) -> (String, String) {
+    let inv = cfg.inv_freq();
+    let rows = cfg.max_position_embeddings;
+    let mut cos = Vec::with_capacity(rows * inv.len());
+    let mut sin = Vec::with_capacity(rows * inv.len());
+    for p in 0..rows {
+        for &f in &inv {
+            let a = p as f64 * f;
+            cos.push(a.cos());
+            sin.push(a.sin());
+        }
+    }
+    let dims = vec![rows as i64, inv.len() as i64];
+    let bytes = |v: &[f64]| -> Vec<u8> {
+        match dtype {
+            ElemType::F16 => v
+                .iter()
+                .flat_map(|&x| half::f16::from_f64(x).to_le_bytes())
+                .collect(),
+            ElemType::Bf16 => v
+                .iter()
+                .flat_map(|&x| half::bf16::from_f64(x).to_le_bytes())
+                .collect(),
+            _ => v.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect(),
+        }
+    };
+    let c = g.initializer(
+        "rotary_cos",
+        dtype,
+        dims.clone(),
+        TensorData::Inline(bytes(&cos)),
+    );
+    let s = g.initializer("rotary_sin", dtype, dims, TensorData::Inline(bytes(&sin)));
+    (c, s)
 }

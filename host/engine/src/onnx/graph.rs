@@ -167,10 +167,22 @@ impl Graph {
 
     /// Adds a node with one output and returns the output's name.
     pub fn op1(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
+        self.op1_in("", op, inputs, attrs)
+    }
+
+    /// Like [`Graph::op1`], for an operator of another domain than ONNX's
+    /// (`com.microsoft`: ONNX Runtime's contrib operators, version 1).
+    pub fn op1_in(
+        &mut self,
+        domain: &'static str,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+    ) -> String {
         let out = self.fresh("v");
         self.nodes.push(Node {
             op: op.into(),
-            domain: "",
+            domain,
             inputs: inputs.iter().map(|s| s.to_string()).collect(),
             outputs: vec![out.clone()],
             attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
@@ -256,6 +268,20 @@ impl Graph {
         os.string(1, "");
         os.int(2, opset);
         m.message(8, os);
+        let mut domains: Vec<&str> = self
+            .nodes
+            .iter()
+            .map(|n| n.domain)
+            .filter(|d| !d.is_empty())
+            .collect();
+        domains.sort_unstable();
+        domains.dedup();
+        for d in domains {
+            let mut os = Encoder::new();
+            os.string(1, d);
+            os.int(2, 1);
+            m.message(8, os);
+        }
         m.finish()
     }
 }

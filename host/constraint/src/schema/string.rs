@@ -41,7 +41,10 @@ const DATE: &str = concat!(
 const TIME: &str = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])";
 const UUID: &str = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
 const EMAIL_ATOM: &str = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}";
-const LABEL: &str = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,18}[A-Za-z0-9])?";
+// No leading, trailing or doubled hyphen: RFC 5891 reserves labels with
+// hyphens in the 3rd and 4th places for A-labels (`xn--`), and validators
+// reject such a label unless it is valid Punycode.
+const LABEL: &str = "[A-Za-z0-9](?:-?[A-Za-z0-9]){0,19}";
 const IPV4_OCTET: &str = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
 const URI_PCHAR: &str = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})";
 
@@ -334,6 +337,8 @@ mod tests {
                 "123e4567e89b12d3a456426614174000",
             ),
             ("email", "a.b+c@example.com", "a..b@example.com"),
+            ("email", "a@ex-am-ple.com", "a@00--ab.com"),
+            ("hostname", "a-b.example", "ab--cd.example"),
             ("uri", "https://example.com/a?b=c#d", "no scheme"),
             ("ipv4", "192.168.0.255", "256.1.1.1"),
         ] {

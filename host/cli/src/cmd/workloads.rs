@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use arbor_engine::export::{self, WeightDtype};
-use arbor_engine::{Engine, EngineOptions, Preset, SamplingParams};
+use arbor_engine::{Device, Engine, EngineOptions, Preset, SamplingParams};
 use arbor_scheduler::{GenerateRequest, Namespace, Scheduler, SchedulerConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -50,6 +50,9 @@ pub struct WorkloadArgs {
     /// One JSON object per run instead of text.
     #[arg(long)]
     json: bool,
+    /// Run on this CUDA device instead of the CPU.
+    #[arg(long)]
+    cuda: Option<i32>,
 }
 
 /// The outcome of one timed run.
@@ -301,6 +304,7 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
         &model,
         &EngineOptions {
             kv_slots: a.kv_slots,
+            device: a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu),
             ..Default::default()
         },
     )?;

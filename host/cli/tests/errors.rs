@@ -433,6 +433,46 @@ fn invalid_flags() {
     );
 }
 
+/// CI's ONNX Runtime is the CPU build: asking for CUDA must say so, not
+/// fall back to the CPU silently.
+#[test]
+fn cuda_without_a_cuda_build() {
+    fails(
+        &[
+            "generate",
+            "--model",
+            s(model()),
+            "--prompt",
+            "hi",
+            "--cuda",
+            "0",
+        ],
+        "cannot use CUDA device 0",
+    );
+    fails(
+        &[
+            "bench",
+            "engine",
+            "--model",
+            s(model()),
+            "--cuda",
+            "0",
+            "--kv-in-host-memory",
+        ],
+        "cannot use CUDA device 0",
+    );
+    fails(
+        &[
+            "bench",
+            "engine",
+            "--model",
+            s(model()),
+            "--kv-in-host-memory",
+        ],
+        "--cuda",
+    );
+}
+
 #[test]
 fn help_and_version_still_succeed() {
     for args in [

@@ -116,7 +116,7 @@ fn schema_cases() -> &'static Vec<SchemaCase> {
                 .build(&schema)
                 .unwrap();
             // Alternate compact and flexible whitespace across schemas.
-            let whitespace = if i % 2 == 0 {
+            let whitespace = if i.is_multiple_of(2) {
                 Whitespace::Compact
             } else {
                 Whitespace::Flexible { max: 2 }

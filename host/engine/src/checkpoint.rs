@@ -191,7 +191,7 @@ pub fn write_safetensors(
     }
     header.insert("__metadata__".into(), serde_json::json!({ "format": "pt" }));
     let mut h = serde_json::to_vec(&serde_json::Value::Object(header))?;
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let f =

@@ -114,7 +114,7 @@ impl ModelConfig {
         let head_dim = match v.get("head_dim").and_then(|x| x.as_u64()) {
             Some(h) => h as usize,
             None => {
-                if hidden_size % num_heads != 0 {
+                if !hidden_size.is_multiple_of(num_heads) {
                     bail!(
                         "hidden_size {hidden_size} is not divisible by num_attention_heads {num_heads}"
                     );
@@ -218,14 +218,14 @@ impl ModelConfig {
                 bail!("config.json field {name} must be positive");
             }
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             bail!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.num_heads,
                 self.num_kv_heads
             );
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             bail!(
                 "head_dim {} must be even for rotary embeddings",
                 self.head_dim

@@ -1,7 +1,7 @@
 //! `arbor run`.
 
 use anyhow::{Context, Result, bail};
-use arbor_engine::{Engine, EngineOptions};
+use arbor_engine::{Device, Engine, EngineOptions};
 use arbor_runtime::SchedulerBackend;
 use arbor_runtime::{Limits, Namespace, RunOptions, Runtime, RuntimeConfig};
 use arbor_scheduler::{Scheduler, SchedulerConfig};
@@ -27,6 +27,9 @@ pub struct Args {
     /// KV pool slots.
     #[arg(long, default_value_t = 16384)]
     kv_slots: usize,
+    /// Run the model on this CUDA device instead of the CPU.
+    #[arg(long)]
+    cuda: Option<i32>,
     /// Where compiled programs are kept, so that a program is compiled
     /// once, not at every run (seconds for Python and JavaScript guests,
     /// which embed an interpreter). Default: $XDG_CACHE_HOME/arbor/compiled
@@ -58,6 +61,7 @@ pub fn run(a: Args) -> Result<()> {
         &a.model,
         &EngineOptions {
             kv_slots: a.kv_slots,
+            device: a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu),
             ..Default::default()
         },
     )?;

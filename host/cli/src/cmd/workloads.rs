@@ -350,7 +350,7 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
     for rep in 0..a.reps.max(1) {
         // Alternate which setting runs first, so drift in the machine's load
         // does not favour one of them.
-        let order = if rep % 2 == 0 {
+        let order = if rep.is_multiple_of(2) {
             [true, false]
         } else {
             [false, true]

@@ -107,7 +107,7 @@ enum Pool {
     /// Rust-owned host memory, read by ONNX Runtime in place (the CPU path).
     Host(KvPool),
     /// CUDA device memory, bound without copies.
-    Device(DevicePool),
+    Device(Box<DevicePool>),
 }
 
 impl Pool {
@@ -208,7 +208,7 @@ impl Engine {
             bail!("the KV pool needs at least one slot");
         }
         let pool = match opts.device {
-            Device::Cuda(id) if !opts.kv_in_host_memory => Pool::Device(DevicePool::new(
+            Device::Cuda(id) if !opts.kv_in_host_memory => Pool::Device(Box::new(DevicePool::new(
                 &session,
                 id,
                 meta.dtype,
@@ -216,7 +216,7 @@ impl Engine {
                 opts.kv_slots,
                 cfg.num_kv_heads,
                 cfg.head_dim,
-            )?),
+            )?)),
             _ => Pool::Host(KvPool::new(
                 meta.dtype,
                 cfg.num_layers,

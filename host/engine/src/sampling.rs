@@ -328,13 +328,13 @@ mod tests {
             ..Default::default()
         });
         s.observe(0);
-        assert_eq!(s.sample(&mut vec![1.0, 0.5]), 1);
+        assert_eq!(s.sample(&mut [1.0, 0.5]), 1);
         let mut s = Sampler::new(SamplingParams {
             repetition_penalty: 4.0,
             ..Default::default()
         });
         s.observe(0);
-        assert_eq!(s.sample(&mut vec![1.0, 0.5]), 1);
+        assert_eq!(s.sample(&mut [1.0, 0.5]), 1);
     }
 
     #[test]

@@ -437,40 +437,18 @@ fn invalid_flags() {
 /// fall back to the CPU silently.
 #[test]
 fn cuda_without_a_cuda_build() {
-    fails(
-        &[
-            "generate",
-            "--model",
-            s(model()),
-            "--prompt",
-            "hi",
-            "--cuda",
-            "0",
-        ],
-        "cannot use CUDA device 0",
-    );
-    fails(
-        &[
-            "bench",
-            "engine",
-            "--model",
-            s(model()),
-            "--cuda",
-            "0",
-            "--kv-in-host-memory",
-        ],
-        "cannot use CUDA device 0",
-    );
-    fails(
-        &[
-            "bench",
-            "engine",
-            "--model",
-            s(model()),
-            "--kv-in-host-memory",
-        ],
-        "--cuda",
-    );
+    for (args, phrase) in [
+        ("generate --prompt hi --cuda 0", "cannot use CUDA device 0"),
+        (
+            "bench engine --cuda 0 --kv-in-host-memory",
+            "cannot use CUDA device 0",
+        ),
+        ("bench engine --kv-in-host-memory", "--cuda"),
+    ] {
+        let mut args: Vec<&str> = args.split(' ').collect();
+        args.extend(["--model", s(model())]);
+        fails(&args, phrase);
+    }
 }
 
 #[test]

@@ -1,5 +1,8 @@
 //! The forward graph of a Llama-family model over a ragged batch, with a
-//! token-granular KV pool, in standard ONNX ops (opset 17).
+//! token-granular KV pool, in standard ONNX ops (opset 17) plus two fused
+//! ONNX Runtime operators that have CPU and CUDA kernels alike
+//! (`SimplifiedLayerNormalization`, `com.microsoft.RotaryEmbedding`), so one
+//! exported model runs on either device.
 //!
 //! One run takes the new tokens of many sequences at once (prefill chunks and
 //! decode tokens mixed). Projections and the MLP work on the flat `[T, D]`

@@ -18,6 +18,7 @@
 //! written by the step that computed it.
 
 use crate::export::WeightDtype;
+use crate::kv_pool::pool_row;
 use crate::onnx::{Dim, ElemType, Graph};
 use anyhow::{Context, Result, anyhow, bail};
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
@@ -33,6 +34,8 @@ pub struct DevicePool {
     /// The writer's binding: both pools bound once as input and output.
     writes: IoBinding,
     device: MemoryInfo<'static>,
+    /// Where the logits go: host memory, for sampling.
+    host: MemoryInfo<'static>,
     layers: usize,
     slots: usize,
     kv_heads: usize,
@@ -104,6 +107,13 @@ impl DevicePool {
             writer,
             writes,
             device: device.to_owned(),
+            host: MemoryInfo::new(
+                AllocationDevice::CPU,
+                0,
+                AllocatorType::Device,
+                MemoryType::Default,
+            )
+            .map_err(|e| anyhow!("host memory info: {e}"))?,
             layers,
             slots,
             kv_heads,
@@ -117,15 +127,15 @@ impl DevicePool {
         self.slots
     }
 
-    /// Where the forward graph's `new_k`/`new_v` should be left.
-    pub fn memory_info(&self) -> &MemoryInfo<'static> {
-        &self.device
-    }
-
-    /// Binds the pools as the forward graph's `k_pool` and `v_pool` inputs.
-    pub fn bind_inputs(&self, b: &mut IoBinding) -> Result<()> {
+    /// Binds the forward graph's pool inputs (`k_pool`, `v_pool`, without a
+    /// copy) and its outputs: `new_k`/`new_v` stay on the device for
+    /// [`DevicePool::write`], `logits` come back to host memory.
+    pub fn bind(&self, b: &mut IoBinding) -> Result<()> {
         b.bind_input("k_pool", &self.k)
             .and_then(|()| b.bind_input("v_pool", &self.v))
+            .and_then(|()| b.bind_output_to_device("new_k", &self.device))
+            .and_then(|()| b.bind_output_to_device("new_v", &self.device))
+            .and_then(|()| b.bind_output_to_device("logits", &self.host))
             .map_err(|e| anyhow!("cannot bind the KV pool: {e}"))
     }
 
@@ -143,13 +153,12 @@ impl DevicePool {
                 bail!("internal: {name} has {got} values, expected {expect}");
             }
         }
-        // Row `l * S + slot` of the pool holds layer `l` of a slot.
         let pool_slots = self.slots;
         let index: Vec<i64> = (0..self.layers)
             .flat_map(|l| {
                 slots
                     .iter()
-                    .map(move |&s| (l * pool_slots + s as usize) as i64)
+                    .map(move |&s| pool_row(l, pool_slots, s) as i64)
             })
             .collect();
         let index = Tensor::from_array((vec![self.layers * t, 1], index))?;

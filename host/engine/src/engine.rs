@@ -9,10 +9,9 @@
 use crate::config::ModelConfig;
 use crate::device_pool::DevicePool;
 use crate::export::{FORMAT_VERSION, ModelMeta};
-use crate::kv_pool::KvPool;
+use crate::kv_pool::{KvPool, pool_row};
 use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result, anyhow, bail};
-use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor};
@@ -67,6 +66,13 @@ impl ForwardOutput {
 pub enum Device {
     Cpu,
     Cuda(i32),
+}
+
+impl Device {
+    /// CUDA device `id` if one is named (a `--cuda ID` flag), else the CPU.
+    pub fn cuda_or_cpu(id: Option<i32>) -> Device {
+        id.map_or(Device::Cpu, Device::Cuda)
+    }
 }
 
 /// How to open a model.
@@ -334,7 +340,7 @@ impl Engine {
             for l in 0..layers {
                 let rows = &mut hist_rows[l * h + hoff..l * h + hoff + hl];
                 for (r, &s) in rows.iter_mut().zip(e.history) {
-                    *r = (l * slots + s as usize) as i64;
+                    *r = pool_row(l, slots, s) as i64;
                 }
             }
             new_slots.extend_from_slice(e.new_slots);
@@ -411,20 +417,7 @@ impl Engine {
                 for (name, value) in &step {
                     bind.bind_input(*name, value).map_err(failed)?;
                 }
-                pool.bind_inputs(&mut bind)?;
-                let host = MemoryInfo::new(
-                    AllocationDevice::CPU,
-                    0,
-                    AllocatorType::Device,
-                    MemoryType::Default,
-                )
-                .map_err(failed)?;
-                bind.bind_output_to_device("logits", &host)
-                    .map_err(failed)?;
-                for name in ["new_k", "new_v"] {
-                    bind.bind_output_to_device(name, pool.memory_info())
-                        .map_err(failed)?;
-                }
+                pool.bind(&mut bind)?;
                 let outputs = self.session.run_binding(&bind).map_err(failed)?;
                 let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
                 let logits = logits.to_vec();

@@ -10,6 +10,14 @@ use anyhow::{Result, bail};
 use ort::session::SessionInputValue;
 use ort::value::{DynValue, TensorRef};
 
+/// The row of the pool tensor (`[L * S, KVH, HD]`) that holds layer `layer`
+/// of slot `slot` in a pool of `slots` slots: layer `l` owns rows
+/// `l * S .. (l + 1) * S`. The host pool, the device pool and the graph's
+/// `hist_rows` input all follow this layout.
+pub(crate) fn pool_row(layer: usize, slots: usize, slot: u32) -> usize {
+    layer * slots + slot as usize
+}
+
 /// Pool storage in the model's dtype.
 enum Buf {
     F32(Vec<f32>),
@@ -54,7 +62,7 @@ impl Buf {
             for l in 0..layers {
                 for (i, &s) in dst_slots.iter().enumerate() {
                     let from = (l * t + i) * row;
-                    let to = (l * slots + s as usize) * row;
+                    let to = pool_row(l, slots, s) * row;
                     dst[to..to + row].copy_from_slice(&src[from..from + row]);
                 }
             }

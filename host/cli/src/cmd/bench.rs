@@ -176,7 +176,7 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
             cfg.max_position_embeddings
         );
     }
-    let device = a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu);
+    let device = Device::cuda_or_cpu(a.cuda);
     let opts = EngineOptions {
         kv_slots: a.kv_slots.unwrap_or(bmax * per_seq).max(bmax * per_seq),
         threads: a.threads,

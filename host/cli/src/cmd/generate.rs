@@ -60,7 +60,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let opts = EngineOptions {
-        device: a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu),
+        device: Device::cuda_or_cpu(a.cuda),
         kv_slots: 0,
         ..Default::default()
     };

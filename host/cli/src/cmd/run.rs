@@ -61,7 +61,7 @@ pub fn run(a: Args) -> Result<()> {
         &a.model,
         &EngineOptions {
             kv_slots: a.kv_slots,
-            device: a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu),
+            device: Device::cuda_or_cpu(a.cuda),
             ..Default::default()
         },
     )?;

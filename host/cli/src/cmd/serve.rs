@@ -69,7 +69,7 @@ pub fn run(a: Args) -> Result<()> {
     cfg.model_name = a.model_name;
     cfg.kv_slots = a.kv_slots;
     cfg.threads = a.threads;
-    cfg.device = a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu);
+    cfg.device = Device::cuda_or_cpu(a.cuda);
     cfg.capacity = a.capacity;
     cfg.quotas = Quotas {
         max_concurrent: a.tenant_concurrency,

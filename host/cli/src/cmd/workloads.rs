@@ -304,7 +304,7 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
         &model,
         &EngineOptions {
             kv_slots: a.kv_slots,
-            device: a.cuda.map(Device::Cuda).unwrap_or(Device::Cpu),
+            device: Device::cuda_or_cpu(a.cuda),
             ..Default::default()
         },
     )?;

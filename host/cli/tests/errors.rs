@@ -431,6 +431,17 @@ fn invalid_flags() {
         &["bench", "engine", "--batch", "0", "--model", s(model())],
         "--batch",
     );
+    fails(
+        &[
+            "bench",
+            "engine",
+            "--kv-slots",
+            "100",
+            "--model",
+            s(model()),
+        ],
+        "--kv-slots 100 is too few",
+    );
 }
 
 /// CI's ONNX Runtime is the CPU build: asking for CUDA must say so, not

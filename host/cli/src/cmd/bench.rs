@@ -73,7 +73,7 @@ pub struct EngineArgs {
     /// Run on this CUDA device instead of the CPU.
     #[arg(long)]
     cuda: Option<i32>,
-    /// Token slots in the KV pool (default: just enough for the largest batch).
+    /// Token slots in the KV pool (default, and least: just enough for the largest batch).
     #[arg(long)]
     kv_slots: Option<usize>,
     /// With --cuda: keep the KV pool in host memory, copied to the device on
@@ -177,8 +177,13 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
         );
     }
     let device = Device::cuda_or_cpu(a.cuda);
+    let needed = bmax * per_seq;
+    let kv_slots = a.kv_slots.unwrap_or(needed);
+    if kv_slots < needed {
+        bail!("--kv-slots {kv_slots} is too few: batch {bmax} of {per_seq} tokens needs {needed}");
+    }
     let opts = EngineOptions {
-        kv_slots: a.kv_slots.unwrap_or(bmax * per_seq).max(bmax * per_seq),
+        kv_slots,
         threads: a.threads,
         device,
         kv_in_host_memory: a.kv_in_host_memory,

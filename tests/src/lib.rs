@@ -7,10 +7,13 @@
 //! Python is `$ARBOR_PYTHON` (default `python3`) with numpy and safetensors
 //! (and `tokenizers` for `reference/write_hf_checkpoint.py`).
 
+pub mod generate;
+pub mod sequence;
+
 use anyhow::{Context, Result, bail};
 use arbor_engine::engine::{Device, Engine, EngineOptions, Logits};
-use arbor_engine::generate::{GenRequest, generate};
-use arbor_engine::sequence::{SeqId, Sequences, StepItem};
+use generate::{GenRequest, generate};
+use sequence::{SeqId, Sequences, StepItem};
 use serde::Deserialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 use arbor_engine::Preset;
 use arbor_engine::engine::{BatchEntry, Engine, Logits};
 use arbor_engine::export::{WeightDtype, export_random};
-use arbor_engine::sequence::Sequences;
+use arbor_tests::sequence::Sequences;
 use arbor_tests::{
     Case, RefResult, Rows, argmax, check_steps, compare_greedy, compare_logits, compare_token,
     greedy_generate, reference, run_checked, scratch_dir, test_options,
@@ -160,7 +160,7 @@ fn forked_sequences_share_the_prefix() {
     let out = seqs
         .step(
             &mut engine,
-            &[arbor_engine::sequence::StepItem {
+            &[arbor_tests::sequence::StepItem {
                 seq: root,
                 max_tokens: usize::MAX,
                 logits: Logits::Last,

@@ -90,6 +90,26 @@ impl ConstraintCache {
         self.get(schema_str_to_regex(schema, options)?, vocab)
     }
 
+    /// The automaton for a user regex if it is compiled already (or failed
+    /// already), without compiling: callers answer cache hits on their own
+    /// thread and move only real compilations to a blocking one.
+    pub fn regex_if_cached(&self, pattern: &str, vocab: &Arc<Vocab>) -> Option<Compiled> {
+        if pattern.len() > self.limits.max_pattern_len {
+            return Some(self.regex(pattern, vocab));
+        }
+        let key = Key {
+            vocab: vocab.fingerprint(),
+            regex: pattern.to_owned(),
+        };
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        let e = inner.map.get_mut(&key)?;
+        let done = e.cell.get()?.clone();
+        e.last_used = tick;
+        Some(done)
+    }
+
     /// Number of cached entries (compiled, failed or in progress).
     pub fn len(&self) -> usize {
         self.lock().map.len()

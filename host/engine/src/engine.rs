@@ -3,8 +3,8 @@
 //!
 //! The engine knows nothing of requests, caches or scheduling: callers name
 //! the pool slots that hold each sequence's history and the slots where the
-//! new tokens' K/V go. That keeps slot ownership in one place (the radix cache
-//! or [`crate::sequence::Sequences`]) and lets any prefix be shared by slot.
+//! new tokens' K/V go. That keeps slot ownership in one place (the
+//! scheduler's KV manager) and lets any prefix be shared by slot.
 
 use crate::config::ModelConfig;
 use crate::device_pool::DevicePool;
@@ -49,6 +49,16 @@ pub struct ForwardOutput {
 }
 
 impl ForwardOutput {
+    /// Output assembled from `logits` (`vocab` values per row) and each
+    /// entry's row range; for engines other than ONNX Runtime's (tests).
+    pub fn new(logits: Vec<f32>, vocab: usize, rows: Vec<Range<usize>>) -> Self {
+        ForwardOutput {
+            logits,
+            vocab,
+            rows,
+        }
+    }
+
     /// The logit rows of batch entry `i` (empty for [`Logits::None`]).
     pub fn rows(&self, i: usize) -> impl ExactSizeIterator<Item = &[f32]> {
         let r = self.rows[i].clone();
@@ -134,6 +144,7 @@ pub struct Engine {
     meta: ModelMeta,
     tokenizer: std::sync::Arc<Tokenizer>,
     stats: EngineStats,
+    page_size: usize,
 }
 
 /// Reads `arbor.json` of a model directory.
@@ -237,6 +248,7 @@ impl Engine {
             tokenizer,
             pool,
             stats: EngineStats::default(),
+            page_size: 1,
         })
     }
 
@@ -255,6 +267,44 @@ impl Engine {
     /// A shared handle on the tokenizer, for threads other than the engine's.
     pub fn tokenizer_handle(&self) -> std::sync::Arc<Tokenizer> {
         self.tokenizer.clone()
+    }
+
+    /// Sets the KV page size its caller allocates slots in. This engine
+    /// reads any slot layout, so every size that divides the pool works;
+    /// tests run the KV manager's paging against it before a paged-attention
+    /// graph needs it.
+    pub fn with_page_size(mut self, page_size: usize) -> Result<Self> {
+        if page_size == 0 || !self.kv_slots().is_multiple_of(page_size) {
+            bail!(
+                "a KV page size of {page_size} does not divide the pool of {} slots",
+                self.kv_slots()
+            );
+        }
+        self.page_size = page_size;
+        Ok(self)
+    }
+
+    /// Tokens per KV page: the unit the pool is allocated in.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// Copies every layer's K/V from slot `src` to slot `dst` for each
+    /// pair, before the next forward pass reads them (copy on write of a
+    /// partly shared page).
+    pub fn copy_slots(&mut self, copies: &[(u32, u32)]) -> Result<()> {
+        if copies.is_empty() {
+            return Ok(());
+        }
+        match &mut self.pool {
+            Pool::Host(p) => p.copy(copies),
+            // Pages above one token are a host-pool feature until the CUDA
+            // graph reads its pool through a block table.
+            Pool::Device(_) => bail!(
+                "copying KV slots on the device pool is not supported (page size {})",
+                self.page_size
+            ),
+        }
     }
 
     /// Number of slots in the KV pool.

@@ -42,6 +42,29 @@ impl Buf {
         })
     }
 
+    fn copy_rows(&mut self, layers: usize, slots: usize, row: usize, copies: &[(u32, u32)]) {
+        fn copy<T: Copy>(
+            d: &mut [T],
+            layers: usize,
+            slots: usize,
+            row: usize,
+            copies: &[(u32, u32)],
+        ) {
+            for l in 0..layers {
+                for &(src, dst) in copies {
+                    let from = pool_row(l, slots, src) * row;
+                    let to = pool_row(l, slots, dst) * row;
+                    d.copy_within(from..from + row, to);
+                }
+            }
+        }
+        match self {
+            Buf::F32(d) => copy(d, layers, slots, row, copies),
+            Buf::F16(d) => copy(d, layers, slots, row, copies),
+            Buf::Bf16(d) => copy(d, layers, slots, row, copies),
+        }
+    }
+
     fn write(
         &mut self,
         src: &DynValue,
@@ -135,6 +158,24 @@ impl KvPool {
     pub fn inputs(&self) -> Result<(SessionInputValue<'_>, SessionInputValue<'_>)> {
         let shape = [self.layers * self.slots, self.kv_heads, self.head_dim];
         Ok((self.k.input(shape)?, self.v.input(shape)?))
+    }
+
+    /// Copies every layer's K/V of slot `src` to slot `dst`, for each pair
+    /// (the KV manager's copy on write of a partly shared page).
+    pub fn copy(&mut self, copies: &[(u32, u32)]) -> Result<()> {
+        let row = self.kv_heads * self.head_dim;
+        for &(src, dst) in copies {
+            if src as usize >= self.slots || dst as usize >= self.slots {
+                bail!(
+                    "slot copy {src} -> {dst} is outside the pool ({} slots)",
+                    self.slots
+                );
+            }
+        }
+        for buf in [&mut self.k, &mut self.v] {
+            buf.copy_rows(self.layers, self.slots, row, copies);
+        }
+        Ok(())
     }
 
     /// Stores the graph's `new_k`/`new_v` (`[L, T, KVH, HD]`) into `slots` (one per new token).

@@ -11,13 +11,11 @@ mod cuda;
 mod device_pool;
 pub mod engine;
 pub mod export;
-pub mod generate;
 pub mod graph;
 mod kv_pool;
 pub mod onnx;
 pub mod ort_env;
 pub mod sampling;
-pub mod sequence;
 pub mod tokenizer;
 
 pub use config::{ModelConfig, Preset};

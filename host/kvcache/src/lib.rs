@@ -1,54 +1,62 @@
 //! The shared radix-tree KV cache: token-granular prefix sharing, reference
-//! counts, LRU eviction.
+//! counts, LRU eviction, and the page-aware manager that owns the pool.
 //!
-//! The engine's KV pool has `num_slots` token slots (page size 1: one slot
-//! holds one token's K/V for every layer). [`SlotAllocator`] hands slots
-//! out; [`RadixCache`] keeps finished prefixes so later requests can reuse
-//! their K/V, keyed by token ids and partitioned by [`Namespace`].
+//! The engine's KV pool has `pool_slots` token slots (one slot holds one
+//! token's K/V for every layer), grouped in pages of `P` slots for paged
+//! attention (`P == 1` on the CPU). [`KvManager`] owns all of them: it
+//! keeps finished prefixes in a [`RadixCache`] (keyed by token ids,
+//! partitioned by [`Namespace`]) so later requests reuse their K/V, and
+//! hands each live sequence a [`SeqKv`] whose slots are page-consistent.
 //!
 //! Typical request lifecycle:
-//! 1. `match_prefix(ns, prompt)`, then `lock(m.node)`;
-//! 2. allocate slots for the uncached rest (on failure, `evict` and give
-//!    the returned slots back to the allocator, then retry);
-//! 3. when done, `insert(ns, tokens, slots)`, free `duplicates`, and
-//!    `unlock(m.node)` (or lock the inserted node to keep decoding on it).
+//! 1. `admit(ns, prompt, reserve)`: matches and locks the cached prefix,
+//!    with copy on write for pages that cannot be shared;
+//! 2. before each forward pass, `allocate(&mut seq, n)` slots for the new
+//!    positions and hand `seq.take_copies()` to the engine with the pass;
+//! 3. `commit_prefix(&mut seq, tokens)` once the prompt is computed, so
+//!    others share it while this sequence keeps decoding;
+//! 4. `release(seq, tokens, true)` caches the whole sequence and gives
+//!    everything back.
 //!
 //! ```
-//! use arbor_kvcache::{Namespace, RadixCache, SlotAllocator};
+//! use arbor_kvcache::{KvManager, Namespace};
 //!
-//! let (mut pool, mut cache) = (SlotAllocator::new(16), RadixCache::new(16));
+//! let mut kv = KvManager::new(64, 4, true)?; // 16 pages of 4 slots
 //! let tenant = Namespace::tenant(7);
-//! let prompt = [1, 2, 3, 4];
+//! let prompt = [1, 2, 3, 4, 5, 6];
 //!
-//! let m = cache.match_prefix(tenant, &prompt);
-//! cache.lock(m.node)?;
-//! let mut slots = m.slots.clone();
-//! let need = prompt.len() - m.matched_len;
-//! let fresh = match pool.alloc(need) {
-//!     Some(s) => s,
-//!     None => {
-//!         pool.free(&cache.evict(need - pool.num_free()));
-//!         pool.alloc(need).expect("pool too small")
-//!     }
-//! };
-//! slots.extend(fresh);
-//! // ... prefill/decode writes K/V into `slots` ...
-//! let out = cache.insert(tenant, &prompt, &slots)?;
-//! pool.free(&out.duplicates);
-//! cache.unlock(m.node)?;
+//! let mut seq = kv.admit(tenant, &prompt, 8).expect("room");
+//! assert_eq!(seq.cached_len(), 0);
+//! let slots = kv.allocate(&mut seq, prompt.len())?;
+//! // ... prefill writes K/V into `slots`; `seq.take_copies()` is empty ...
+//! assert_eq!(seq.slots(), &slots[..]);
+//! kv.commit_prefix(&mut seq, &prompt);
+//! kv.release(seq, &prompt, true);
 //!
-//! assert_eq!(cache.match_prefix(tenant, &prompt).slots, out.slots);
-//! assert_eq!(cache.match_prefix(Namespace::tenant(8), &prompt).matched_len, 0);
-//! cache.check_invariants(16)?;
+//! // The same prompt again: the first full page is shared, the partial
+//! // second page (token 5; token 6 is always computed) is copied.
+//! let mut again = kv.admit(tenant, &prompt, 8).expect("room");
+//! assert_eq!(again.cached_len(), 5);
+//! assert_eq!(&again.slots()[..4], &slots[..4]);
+//! let copies = again.take_copies();
+//! assert_eq!((copies.len(), copies[0].src), (1, slots[4]));
+//! // Another tenant sees nothing of it.
+//! assert_eq!(kv.peek(Namespace::tenant(8), &prompt), 0);
+//!
+//! let audit = kv.audit([&again]);
+//! assert_eq!(audit.invariants, Ok(()));
+//! kv.release(again, &prompt, false);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! This crate is a pure data structure: it never touches the engine.
+//! [`RadixCache`] and [`SlotAllocator`] remain usable on their own. This
+//! crate is a pure data structure: it never touches the engine.
 
 mod allocator;
 mod arena;
 mod error;
 mod lru;
+mod manager;
 mod mount;
 mod namespace;
 mod node;
@@ -58,6 +66,7 @@ mod stats;
 pub use allocator::SlotAllocator;
 pub use arena::NodeId;
 pub use error::{AllocError, CacheError};
+pub use manager::{KvAudit, KvConfigError, KvError, KvManager, SeqKv, SlotCopy};
 pub use namespace::Namespace;
 pub use radix::{InsertOutcome, InvariantViolation, PrefixMatch, RadixCache};
 pub use stats::CacheStats;

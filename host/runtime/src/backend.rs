@@ -78,9 +78,11 @@ pub struct GenerateOptions {
 }
 
 /// Receives generated tokens as they are produced, in order, possibly in
-/// batches. Only used for streaming to clients; the final [`Generated`] is
-/// authoritative.
-pub type TokenSink = Arc<dyn Fn(&[u32]) + Send + Sync>;
+/// batches, with the text they made final (the backend's own incremental
+/// decoding: whole characters, stop strings held back and never sent; the
+/// end may come as text without tokens). Only used for streaming to
+/// clients; the final [`Generated`] is authoritative.
+pub type TokenSink = Arc<dyn Fn(&[u32], &str) + Send + Sync>;
 
 /// Why a generation ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

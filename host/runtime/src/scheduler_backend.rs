@@ -133,17 +133,23 @@ impl LmBackend for SchedulerBackend {
             let mut stream = scheduler.generate(req).map_err(backend_error)?;
             while let Some(ev) = stream.next().await {
                 match ev {
-                    Event::Token { id, .. } => {
+                    Event::Token { id, text, .. } => {
                         if let Some(s) = &sink {
-                            s(&[id]);
+                            s(&[id], &text);
                         }
                     }
                     Event::Done {
                         text,
+                        tail,
                         tokens,
                         finish,
                         ..
                     } => {
+                        if let Some(s) = &sink
+                            && !tail.is_empty()
+                        {
+                            s(&[], &tail);
+                        }
                         let full = scheduler.tokenizer().decode(&tokens);
                         let finish = match finish {
                             FinishReason::Length => Finish::Length,

@@ -381,14 +381,11 @@ impl Worker {
             granted: self.run.reserve_tokens(wanted)?,
         };
         options.max_tokens = reservation.granted;
-        let sink = self.run.events.as_ref().map(|events| {
-            text_sink(
-                self.run.lm.backend.clone(),
-                events.clone(),
-                self.id,
-                name.clone(),
-            )
-        });
+        let sink = self
+            .run
+            .events
+            .as_ref()
+            .map(|events| text_sink(events.clone(), self.id, name.clone()));
         Counters::add(&self.run.counters.generate_calls, 1);
         Counters::add(&self.run.counters.prompt_tokens, tokens.len() as u64);
         let generated = self

@@ -2,6 +2,7 @@
 
 use crate::config::SchedulerConfig;
 use crate::core::{Command, Core, PoolAudit};
+use crate::engine::StepEngine;
 use crate::request::Constraint;
 use crate::request::{
     ChoiceScore, Event, FinishReason, GenerateRequest, MAX_TOP_LOGPROBS, SchedulerError,
@@ -93,6 +94,7 @@ fn ending(
             tokens,
             finish,
             usage,
+            ..
         } => Some(Ok(Generated {
             text,
             tokens,
@@ -107,34 +109,48 @@ fn ending(
 impl Scheduler {
     /// Starts the scheduler thread, which owns `engine` from now on. The
     /// thread ends when every handle is dropped and its work is done.
-    pub fn start(engine: Engine, config: SchedulerConfig) -> Self {
+    ///
+    /// Panics if the engine's pool cannot be divided into its pages (an
+    /// engine guarantees that when it is opened).
+    pub fn start<E: StepEngine>(engine: E, config: SchedulerConfig) -> Self {
+        Self::try_start(engine, config).expect("the engine's KV pool is made of whole pages")
+    }
+
+    /// [`Self::start`], with an error for an engine whose pool is not a
+    /// whole number of pages.
+    pub fn try_start<E: StepEngine>(
+        engine: E,
+        config: SchedulerConfig,
+    ) -> Result<Self, SchedulerError> {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(Mutex::new(SchedulerStats::default()));
-        let tokenizer = engine.tokenizer_handle();
+        let tokenizer = engine.tokenizer();
         let max_context = engine.max_context();
-        let vocab = engine.config().vocab_size;
+        let vocab = engine.vocab_size();
         let constraints = Arc::new(Constraints {
             cache: ConstraintCache::new(Limits::default(), 256),
             vocab: constraint_vocab(&tokenizer),
         });
         let core = Core::new(
-            engine,
+            Box::new(engine),
             config,
             stats.clone(),
             constraints.vocab.clone().ok(),
-        );
+        )?;
         std::thread::Builder::new()
             .name("arbor-scheduler".into())
             .spawn(move || core.run(rx))
-            .expect("spawning the scheduler thread");
-        Scheduler {
+            .map_err(|e| {
+                SchedulerError::Engine(format!("cannot start the scheduler thread: {e}"))
+            })?;
+        Ok(Scheduler {
             tx,
             stats,
             tokenizer,
             max_context,
             vocab,
             constraints,
-        }
+        })
     }
 
     /// Submits a generation; tokens arrive on the returned stream.
@@ -163,6 +179,14 @@ impl Scheduler {
                 .map_err(|_| SchedulerError::Shutdown)?;
             return Ok(GenerationStream { rx: erx });
         };
+        // An automaton compiled before is answered here, without a thread.
+        if let Some(compiled) = self.constraints.if_cached(&constraint) {
+            let fsm = compiled.map_err(SchedulerError::Constraint)?;
+            self.tx
+                .send(Command::Generate(req, etx, Some(fsm)))
+                .map_err(|_| SchedulerError::Shutdown)?;
+            return Ok(GenerationStream { rx: erx });
+        }
         // Compiling can take up to the compile limits (hostile patterns):
         // never on the scheduler's thread, nor on the caller's async task.
         let constraints = self.constraints.clone();
@@ -252,11 +276,19 @@ impl Scheduler {
     /// [`SchedulerError::Shutdown`], and returns the engine (to reuse its
     /// loaded session, e.g. between benchmark runs).
     pub fn shutdown(self) -> Result<Engine, SchedulerError> {
+        self.shutdown_as::<Engine>()
+    }
+
+    /// [`Self::shutdown`] for a scheduler started on an engine of type `E`.
+    pub fn shutdown_as<E: StepEngine>(self) -> Result<E, SchedulerError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Command::Shutdown(tx))
             .map_err(|_| SchedulerError::Shutdown)?;
-        rx.blocking_recv().map_err(|_| SchedulerError::Shutdown)
+        let engine = rx.blocking_recv().map_err(|_| SchedulerError::Shutdown)?;
+        engine.downcast::<E>().map(|e| *e).map_err(|_| {
+            SchedulerError::Invalid("the scheduler runs another kind of engine".into())
+        })
     }
 
     /// The latest statistics.
@@ -288,6 +320,21 @@ impl Scheduler {
 }
 
 impl Constraints {
+    /// The compiled automaton of a regex or choices constraint compiled
+    /// before; `None` when compiling is still needed (schemas are
+    /// translated first, which is left to the compile thread).
+    fn if_cached(&self, c: &Constraint) -> Option<Result<Arc<TokenFsm>, String>> {
+        let vocab = self.vocab.as_ref().ok()?;
+        let pattern = match c {
+            Constraint::Regex(r) => r.clone(),
+            Constraint::Choices(cs) if !cs.is_empty() => arbor_constraint::choices_to_regex(cs),
+            _ => return None,
+        };
+        self.cache
+            .regex_if_cached(&pattern, vocab)
+            .map(|r| r.map_err(|e| e.to_string()))
+    }
+
     fn compile(&self, c: &Constraint) -> Result<Arc<TokenFsm>, String> {
         let vocab = self
             .vocab

@@ -1,24 +1,39 @@
-//! The cache-aware continuous-batching scheduler that owns the engine.
+//! The cache-aware continuous-batching scheduler that drives the engine.
 //!
 //! Requests arrive from async tasks through a [`Scheduler`] handle and get
-//! their tokens back as a stream. One thread owns the [`arbor_engine::Engine`],
-//! the radix cache and the slot allocator, and runs one forward pass per step
-//! with every decoding request plus prefill chunks under a token budget.
-//! Shared prefixes (few-shot examples, chat history, forked branches) are
-//! computed once and then found in the cache by every later request in the
-//! same namespace.
+//! their events back as a stream. One thread owns the engine (any
+//! [`StepEngine`]) and the [`arbor_kvcache::KvManager`], and runs steps:
+//! plan (admission policy, batch, slots; no tensors) → forward → commit
+//! (decoders, `select` scores, cache inserts). Shared prefixes (few-shot
+//! examples, chat history, forked branches) are computed once and then
+//! found in the cache by every later request in the same namespace.
+//!
+//! Who owns what: slots belong to the KV manager, text to each request's
+//! decoder (whose deltas are final), policy to [`policy`].
 
+mod admit;
+mod commit;
 mod config;
 mod core;
-mod detok;
+mod decoder;
+mod engine;
 mod handle;
+mod job;
+mod plan;
+pub mod policy;
 mod request;
 mod stats;
+
+#[cfg(test)]
+mod tests;
 
 pub use arbor_kvcache::Namespace;
 pub use config::SchedulerConfig;
 pub use core::PoolAudit;
+pub use decoder::TextStream;
+pub use engine::{Step, StepEngine};
 pub use handle::{Generated, GenerationStream, Scheduler};
+pub use policy::Policy;
 pub use request::{
     ChoiceScore, Constraint, Event, FinishReason, GenerateRequest, MAX_TOP_LOGPROBS,
     SchedulerError, ScoreRequest, TokenLogprob, Usage,

@@ -114,6 +114,10 @@ pub enum Event {
     /// The end: the full text (stop string excluded) and accounting.
     Done {
         text: String,
+        /// Text that became final only at the end (an incomplete character or
+        /// a partial stop string held back): the `Token` texts followed by
+        /// `tail` are exactly `text`.
+        tail: String,
         tokens: Vec<u32>,
         finish: FinishReason,
         usage: Usage,

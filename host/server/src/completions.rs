@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::logprobs;
 use crate::openai::{ChatRequest, Common, CompletionRequest, Content, Prompt, UsageOut};
 use crate::quota::{Permit, Reservation};
-use crate::sse::{self, StopHoldback};
+use crate::sse;
 use crate::state::AppState;
 use arbor_engine::SamplingParams;
 use arbor_engine::tokenizer::ChatMessage;
@@ -483,7 +483,7 @@ fn stream(
                     Kind::Chat => json!({"index": index, "delta": {"content": text}, "logprobs": lp, "finish_reason": null}),
                 }
             };
-            // Log-probabilities wait with their text behind the stop-string
+            // Log-probabilities wait with their text behind the scheduler's stop-string
             // holdback, and go out with the chunk that carries it.
             let mut pending: Vec<logprobs::Entry> = Vec::new();
             let (mut sent, mut generated) = (0usize, 0usize);
@@ -493,7 +493,6 @@ fn stream(
                     return None;
                 }
             }
-            let mut hold = StopHoldback::new(plan.requests[index].stop_strings.clone());
             // Returning drops `s`, which cancels the generation.
             while let Some(ev) = s.next().await {
                 match ev {
@@ -503,7 +502,8 @@ fn stream(
                             generated += e.iter().map(|e| e.byte_len()).sum::<usize>();
                             pending.extend(e);
                         }
-                        let out = hold.push(&text);
+                        // Final text: the scheduler holds stop strings back.
+                        let out = text;
                         if !out.is_empty() {
                             sent += out.len();
                             let ready = take_ready(&mut pending, sent);
@@ -512,8 +512,8 @@ fn stream(
                             }
                         }
                     }
-                    Event::Done { text, finish, usage, .. } => {
-                        let rest = hold.finish(&text);
+                    Event::Done { text, tail, finish, usage, .. } => {
+                        let rest = tail;
                         let ready = take_ready(&mut pending, text.len());
                         if (!rest.is_empty() || !ready.is_empty())
                             && tx.send(emit(delta(&rest, Some(&ready)))).await.is_err()

@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 use arbor_engine::export::{self, WeightDtype};
-use arbor_engine::generate::{GenRequest, generate};
 use arbor_engine::{Engine, EngineOptions, Preset, SamplingParams};
+use arbor_scheduler::{GenerateRequest, Namespace, Scheduler, SchedulerConfig};
 use std::path::PathBuf;
 
 /// Run Arbor end to end on the embedded default: makes the tiny random-weight
@@ -23,47 +23,48 @@ pub fn run(a: Args) -> Result<()> {
         );
         export::export_random(Preset::Tiny, 0, &a.model, WeightDtype::F32)?;
     }
-    let mut engine = Engine::open(
+    let engine = Engine::open(
         &a.model,
         &EngineOptions {
             kv_slots: 4096,
             ..Default::default()
         },
     )?;
+    let tokenizer = engine.tokenizer_handle();
+    let scheduler = Scheduler::start(engine, SchedulerConfig::default());
     let prompts = [
         "Question: What is the capital of France? Answer:",
         "Once upon a time",
         "{\"name\": \"",
     ];
-    let reqs: Vec<GenRequest> = prompts
+    let t0 = std::time::Instant::now();
+    let streams = prompts
         .iter()
         .map(|p| {
-            let mut ids: Vec<u32> = engine.tokenizer().bos_id().into_iter().collect();
-            ids.extend(engine.tokenizer().encode(p)?);
-            Ok(GenRequest {
-                prompt: ids,
-                max_tokens: 24,
+            let mut ids: Vec<u32> = tokenizer.bos_id().into_iter().collect();
+            ids.extend(tokenizer.encode(p)?);
+            let req = GenerateRequest {
                 sampling: SamplingParams {
                     temperature: 0.8,
                     seed: 1,
                     ..Default::default()
                 },
                 ignore_eos: true,
-                ..Default::default()
-            })
+                ..GenerateRequest::new(Namespace::PUBLIC, ids, 24)
+            };
+            Ok(scheduler.generate(req)?)
         })
-        .collect::<Result<_>>()?;
-    let t0 = std::time::Instant::now();
-    let outs = generate(&mut engine, &reqs, 512)?;
-    for (p, o) in prompts.iter().zip(&outs) {
-        println!("{p:?} -> {:?}", o.text);
+        .collect::<Result<Vec<_>>>()?;
+    for (p, st) in prompts.iter().zip(streams) {
+        let g = st.blocking_collect()?;
+        println!("{p:?} -> {:?}", g.text);
     }
-    let s = engine.stats();
+    let s = scheduler.stats();
     println!(
         "{} prompts, {} forward passes, {} tokens processed, {:.1} ms (random weights: the text is noise; the machinery is real)",
         prompts.len(),
-        s.forward_passes,
-        s.tokens_processed,
+        s.steps,
+        s.prefill_tokens + s.decode_tokens,
         t0.elapsed().as_secs_f64() * 1e3
     );
     Ok(())

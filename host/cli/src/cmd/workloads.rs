@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use arbor_engine::export::{self, WeightDtype};
 use arbor_engine::{Device, Engine, EngineOptions, Preset, SamplingParams};
-use arbor_scheduler::{GenerateRequest, Namespace, Scheduler, SchedulerConfig};
+use arbor_scheduler::{GenerateRequest, Namespace, Policy, Scheduler, SchedulerConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -53,6 +53,31 @@ pub struct WorkloadArgs {
     /// Run on this CUDA device instead of the CPU.
     #[arg(long)]
     cuda: Option<i32>,
+    /// Tokens per KV page (the CPU engine reads any layout; the KV manager
+    /// copies partly shared pages, so hit rates stay token-granular).
+    #[arg(long, default_value_t = 1)]
+    page_size: usize,
+    /// Admission order.
+    #[arg(long, value_enum, default_value = "cache-aware")]
+    policy: PolicyArg,
+}
+
+/// `--policy` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum PolicyArg {
+    CacheAware,
+    Fcfs,
+    Random,
+}
+
+impl From<PolicyArg> for Policy {
+    fn from(p: PolicyArg) -> Policy {
+        match p {
+            PolicyArg::CacheAware => Policy::CacheAware,
+            PolicyArg::Fcfs => Policy::Fcfs,
+            PolicyArg::Random => Policy::Random,
+        }
+    }
 }
 
 /// The outcome of one timed run.
@@ -307,7 +332,8 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
             device: Device::cuda_or_cpu(a.cuda),
             ..Default::default()
         },
-    )?;
+    )?
+    .with_page_size(a.page_size)?;
     let vocab = engine
         .tokenizer()
         .vocab_size()
@@ -319,6 +345,7 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
             SchedulerConfig {
                 cache_enabled: cache,
                 max_batch_tokens: a.max_batch_tokens,
+                policy: a.policy.into(),
                 ..Default::default()
             },
         );

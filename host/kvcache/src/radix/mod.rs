@@ -6,6 +6,7 @@
 
 mod evict;
 mod insert;
+mod inspect;
 mod invariants;
 mod lock;
 mod matching;

@@ -1,13 +1,13 @@
 //! A plain generation loop over [`Sequences`]: several prompts decoded
 //! together, prefill chunked, stop tokens and stop strings honoured.
 //!
-//! Serving goes through the scheduler; this loop is what `arbor generate`
-//! and the engine's own tests and benchmarks use.
+//! Serving goes through the scheduler; this loop exists only to check the
+//! engine against the reference without the scheduler in between.
 
-use crate::engine::{Engine, Logits};
-use crate::sampling::{Sampler, SamplingParams};
 use crate::sequence::{Sequences, StepItem};
 use anyhow::{Result, bail};
+use arbor_engine::engine::{Engine, Logits};
+use arbor_engine::sampling::{Sampler, SamplingParams};
 
 /// One prompt to continue.
 #[derive(Clone, Debug, Default)]

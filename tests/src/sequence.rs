@@ -2,12 +2,12 @@
 //! extend, fork (sharing the computed prefix without copying), free, and
 //! step a batch of them.
 //!
-//! This is the engine's own bookkeeping for standalone use (the CLI's
-//! `generate`, tests). The scheduler uses the radix cache instead, which
-//! owns slots across requests.
+//! Test-only bookkeeping: the reference tests drive the engine directly
+//! (ragged batches, forks, all-row logits) with it. Serving goes through
+//! the scheduler, whose KV manager owns slots across requests.
 
-use crate::engine::{BatchEntry, Engine, ForwardOutput, Logits};
 use anyhow::{Result, bail};
+use arbor_engine::engine::{BatchEntry, Engine, ForwardOutput, Logits};
 use std::collections::HashMap;
 
 /// A sequence handle.

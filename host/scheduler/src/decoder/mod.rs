@@ -1,0 +1,195 @@
+//! One generation's decoding: sampler, constraint state, stop conditions and
+//! text, from a logit row to the events its caller receives.
+//!
+//! Invariant: every token that enters the output, sampled or forced by
+//! jump-forward, is observed by the sampler (penalties), advances the
+//! constraint automaton, and is pushed through the one [`TextStream`], whose
+//! deltas are final; `Done` carries the flushed tail, so the concatenated
+//! `Token` texts plus the tail equal `Done`'s text exactly. Nothing
+//! downstream decodes or matches stop strings again.
+
+mod jump;
+mod text;
+
+pub use text::TextStream;
+
+use crate::request::{Event, FinishReason, GenerateRequest, SchedulerError, TokenLogprob, Usage};
+use arbor_constraint::{FsmState, TokenFsm, Vocab};
+use arbor_engine::sampling::top_logprobs;
+use arbor_engine::{Sampler, Tokenizer};
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What decoding needs of the model, shared by every request.
+pub struct DecodeCtx<'a> {
+    pub tokenizer: &'a Tokenizer,
+    /// The vocabulary as bytes (jump-forward needs it); `None` if the
+    /// tokenizer could not be read as bytes.
+    pub vocab: Option<&'a Vocab>,
+    pub eos: &'a [u32],
+    pub jump_forward: bool,
+    pub max_context: usize,
+}
+
+/// What one logit row did to a generation.
+pub struct Decoded {
+    /// Tokens that entered the output (their K/V is computed next step).
+    pub appended: Vec<u32>,
+    pub next: Next,
+    /// Microseconds spent computing and applying the constraint's mask.
+    pub mask_us: Option<f64>,
+    /// Tokens appended by jump-forward beyond the sampled one.
+    pub jumped: usize,
+}
+
+/// Whether a generation goes on.
+pub enum Next {
+    Continue,
+    Finish(FinishReason),
+    Fail(SchedulerError),
+}
+
+/// The decoding state of one generation.
+pub struct Decoder {
+    req: GenerateRequest,
+    tx: UnboundedSender<Event>,
+    sampler: Sampler,
+    /// The constraint's automaton and current state.
+    fsm: Option<(Arc<TokenFsm>, FsmState)>,
+    text: TextStream,
+    out: Vec<u32>,
+}
+
+impl Decoder {
+    pub fn new(
+        req: GenerateRequest,
+        tx: UnboundedSender<Event>,
+        fsm: Option<Arc<TokenFsm>>,
+    ) -> Self {
+        Decoder {
+            sampler: Sampler::new(req.sampling.clone()),
+            text: TextStream::new(&req.stop_strings),
+            fsm: fsm.map(|f| {
+                let s = f.start();
+                (f, s)
+            }),
+            req,
+            tx,
+            out: Vec::new(),
+        }
+    }
+
+    pub fn request(&self) -> &GenerateRequest {
+        &self.req
+    }
+
+    /// Tokens generated so far.
+    pub fn output_len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether the caller dropped its stream.
+    pub fn is_cancelled(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Samples from `row` (the logits after the last token of a sequence of
+    /// `context_len` tokens), applies constraint and stop rules, and
+    /// streams what entered the output.
+    pub fn on_logits(&mut self, ctx: &DecodeCtx<'_>, row: &[f32], context_len: usize) -> Decoded {
+        let mut d = Decoded {
+            appended: Vec::new(),
+            next: Next::Continue,
+            mask_us: None,
+            jumped: 0,
+        };
+        let mut logits = row.to_vec();
+        if let Some((f, state)) = &self.fsm {
+            let t = std::time::Instant::now();
+            f.allowed(*state).apply(&mut logits);
+            d.mask_us = Some(t.elapsed().as_secs_f64() * 1e6);
+        }
+        let tok = self.sampler.sample(&mut logits);
+        // From the raw row: the model's distribution, not the sampler's.
+        let mut logprob = self.req.logprobs.map(|k| {
+            let (logprob, top) = top_logprobs(row, tok, k);
+            TokenLogprob { logprob, top }
+        });
+        let is_eos = ctx.eos.contains(&tok);
+        let mut new = vec![tok];
+        let mut complete = false;
+        if let Some((f, state)) = &mut self.fsm {
+            if is_eos && f.is_accepting(*state) {
+                d.next = Next::Finish(FinishReason::Stop);
+                return d;
+            }
+            let before = *state;
+            let Some(next) = f.advance(before, tok) else {
+                d.next = Next::Fail(SchedulerError::Constraint(
+                    "the constraint admits no continuation".into(),
+                ));
+                return d;
+            };
+            *state = next;
+            let room = self.req.max_tokens.saturating_sub(self.out.len() + 1);
+            // Forced tokens are never sampled, so they would have no
+            // log-probability: requests that want them decode each.
+            if ctx.jump_forward
+                && self.req.logprobs.is_none()
+                && room > 0
+                && !f.is_finished(next)
+                && let Some(vocab) = ctx.vocab
+                && let Some((ids, s)) =
+                    jump::jump_forward(f, vocab, ctx.tokenizer, before, tok, room)
+            {
+                d.jumped = ids.len() - 1;
+                new = ids;
+                *state = s;
+            }
+            complete = f.is_finished(*state);
+        } else if (!self.req.ignore_eos && is_eos) || self.req.stop_token_ids.contains(&tok) {
+            d.next = Next::Finish(FinishReason::Stop);
+            return d;
+        }
+        for &t in &new {
+            self.sampler.observe(t);
+            self.out.push(t);
+            d.appended.push(t);
+            let text = self.text.push(ctx.tokenizer, t);
+            let _ = self.tx.send(Event::Token {
+                id: t,
+                text,
+                logprob: logprob.take(),
+            });
+            if self.text.stopped() {
+                break;
+            }
+        }
+        if self.text.stopped() || complete {
+            d.next = Next::Finish(FinishReason::Stop);
+        } else if self.out.len() >= self.req.max_tokens
+            || context_len + d.appended.len() >= ctx.max_context
+        {
+            d.next = Next::Finish(FinishReason::Length);
+        }
+        d
+    }
+
+    /// Sends `Done` with the final text and accounting.
+    pub fn finish(&mut self, tok: &Tokenizer, finish: FinishReason, mut usage: Usage) {
+        let tail = self.text.finish(tok);
+        usage.completion_tokens = self.out.len();
+        let _ = self.tx.send(Event::Done {
+            text: self.text.text().to_string(),
+            tail,
+            tokens: self.out.clone(),
+            finish,
+            usage,
+        });
+    }
+
+    /// Sends the error; nothing follows it.
+    pub fn fail(&mut self, e: SchedulerError) {
+        let _ = self.tx.send(Event::Error(e));
+    }
+}

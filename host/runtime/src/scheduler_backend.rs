@@ -8,7 +8,7 @@ use crate::backend::{
 use arbor_engine::SamplingParams;
 use arbor_engine::tokenizer::ChatMessage;
 use arbor_scheduler::{
-    Event, FinishReason, GenerateRequest, Scheduler, SchedulerError, ScoreRequest,
+    Event, FinishReason, GenerateRequest, Scheduler, SchedulerError, ScoreRequest, Stop,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -139,10 +139,10 @@ impl LmBackend for SchedulerBackend {
                         }
                     }
                     Event::Done {
-                        text,
                         tail,
                         tokens,
                         finish,
+                        stop,
                         ..
                     } => {
                         if let Some(s) = &sink
@@ -151,16 +151,11 @@ impl LmBackend for SchedulerBackend {
                             s(&[], &tail);
                         }
                         let full = scheduler.tokenizer().decode(&tokens);
-                        let finish = match finish {
-                            FinishReason::Length => Finish::Length,
-                            // The scheduler cuts the stop string from `text`;
-                            // a shorter text than the tokens' means one matched.
-                            FinishReason::Stop
-                                if text.len() < full.len() && full.starts_with(&text) =>
-                            {
-                                Finish::Stop { offset: text.len() }
-                            }
-                            FinishReason::Stop => Finish::EndOfSequence,
+                        let finish = match (finish, stop) {
+                            (FinishReason::Length, _) => Finish::Length,
+                            (_, Some(Stop::StopString { offset, .. })) => Finish::Stop { offset },
+                            (_, Some(Stop::ConstraintComplete)) => Finish::ConstraintComplete,
+                            (FinishReason::Stop, _) => Finish::EndOfSequence,
                         };
                         return Ok(Generated {
                             tokens,

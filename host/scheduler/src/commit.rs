@@ -136,7 +136,9 @@ impl Core {
         };
         match next {
             Next::Continue => {}
-            Next::Finish(f) => finish_gen(&mut self.kv, &self.tokenizer, &mut self.stats, job, f),
+            Next::Finish(f, stop) => {
+                finish_gen(&mut self.kv, &self.tokenizer, &mut self.stats, job, f, stop)
+            }
             Next::Fail(e) => fail_job(&mut self.kv, job, e),
         }
     }

@@ -19,7 +19,7 @@ use crate::decoder::Decoder;
 use crate::engine::StepEngine;
 use crate::job::{Job, ScoreReply, Scoring, Work};
 use crate::policy::Admission;
-use crate::request::{FinishReason, GenerateRequest, SchedulerError, ScoreRequest, Usage};
+use crate::request::{FinishReason, GenerateRequest, SchedulerError, ScoreRequest, Stop, Usage};
 use crate::stats::{MaskTimer, SchedulerStats};
 use arbor_constraint::{TokenFsm, Vocab};
 use arbor_engine::Tokenizer;
@@ -195,6 +195,7 @@ impl Core {
                 &mut self.stats,
                 &mut job,
                 FinishReason::Length,
+                None,
             );
             return;
         }
@@ -320,10 +321,11 @@ pub(crate) fn finish_gen(
     stats: &mut SchedulerStats,
     job: &mut Job,
     finish: FinishReason,
+    stop: Option<Stop>,
 ) {
     release(kv, job, true);
     if let Work::Gen(d) = &mut job.work {
-        d.finish(tokenizer, finish, job.usage);
+        d.finish(tokenizer, finish, stop, job.usage);
     }
     job.done = true;
     stats.finished += 1;

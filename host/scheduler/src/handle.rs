@@ -6,7 +6,7 @@ use crate::engine::StepEngine;
 use crate::request::Constraint;
 use crate::request::{
     ChoiceScore, Event, FinishReason, GenerateRequest, MAX_TOP_LOGPROBS, SchedulerError,
-    ScoreRequest, TokenLogprob, Usage,
+    ScoreRequest, Stop, TokenLogprob, Usage,
 };
 use crate::stats::SchedulerStats;
 use arbor_constraint::{ConstraintCache, Limits, SchemaOptions, TokenFsm, Vocab};
@@ -44,6 +44,8 @@ pub struct Generated {
     pub text: String,
     pub tokens: Vec<u32>,
     pub finish: FinishReason,
+    /// What stopped it, when `finish` is [`FinishReason::Stop`].
+    pub stop: Option<Stop>,
     pub usage: Usage,
     /// One per streamed token, when the request asked for log-probabilities.
     pub logprobs: Vec<TokenLogprob>,
@@ -93,12 +95,14 @@ fn ending(
             text,
             tokens,
             finish,
+            stop,
             usage,
             ..
         } => Some(Ok(Generated {
             text,
             tokens,
             finish,
+            stop,
             usage,
             logprobs: std::mem::take(logprobs),
         })),

@@ -36,6 +36,6 @@ pub use handle::{Generated, GenerationStream, Scheduler};
 pub use policy::Policy;
 pub use request::{
     ChoiceScore, Constraint, Event, FinishReason, GenerateRequest, MAX_TOP_LOGPROBS,
-    SchedulerError, ScoreRequest, TokenLogprob, Usage,
+    SchedulerError, ScoreRequest, Stop, TokenLogprob, Usage,
 };
 pub use stats::SchedulerStats;

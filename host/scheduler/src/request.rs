@@ -89,6 +89,21 @@ pub enum FinishReason {
     Stop,
 }
 
+/// What stopped a generation that ended with [`FinishReason::Stop`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// One of the model's end-of-sequence ids (not part of the output).
+    EndOfSequence,
+    /// One of the request's stop ids (not part of the output).
+    StopToken(u32),
+    /// `stop_strings[index]` appeared; it starts at byte `offset` of the
+    /// decoded output (the text ends there; the tokens include it).
+    StopString { index: usize, offset: usize },
+    /// The constraint admits no longer text.
+    ConstraintComplete,
+}
+
 /// Per-request accounting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
@@ -120,6 +135,8 @@ pub enum Event {
         tail: String,
         tokens: Vec<u32>,
         finish: FinishReason,
+        /// Why, when `finish` is [`FinishReason::Stop`].
+        stop: Option<Stop>,
         usage: Usage,
     },
     /// The request failed; nothing more follows.

@@ -78,7 +78,10 @@ fn pages_of_16_and_256_give_the_tokens_and_hits_of_single_slots() {
     for page in [16, 256] {
         let (got, got_hits, scores) = run(&start(page, true));
         assert_eq!(got, want, "page size {page}");
-        assert_eq!(got_hits, hits, "page size {page}: matching is token-granular");
+        assert_eq!(
+            got_hits, hits,
+            "page size {page}: matching is token-granular"
+        );
         for (a, b) in scores.iter().zip(&one_scores) {
             assert!((a - b).abs() < 1e-3, "page size {page}: {a} vs {b}");
         }

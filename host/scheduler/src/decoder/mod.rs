@@ -13,7 +13,9 @@ mod text;
 
 pub use text::TextStream;
 
-use crate::request::{Event, FinishReason, GenerateRequest, SchedulerError, TokenLogprob, Usage};
+use crate::request::{
+    Event, FinishReason, GenerateRequest, SchedulerError, Stop, TokenLogprob, Usage,
+};
 use arbor_constraint::{FsmState, TokenFsm, Vocab};
 use arbor_engine::sampling::top_logprobs;
 use arbor_engine::{Sampler, Tokenizer};
@@ -45,7 +47,7 @@ pub struct Decoded {
 /// Whether a generation goes on.
 pub enum Next {
     Continue,
-    Finish(FinishReason),
+    Finish(FinishReason, Option<Stop>),
     Fail(SchedulerError),
 }
 
@@ -120,7 +122,7 @@ impl Decoder {
         let mut complete = false;
         if let Some((f, state)) = &mut self.fsm {
             if is_eos && f.is_accepting(*state) {
-                d.next = Next::Finish(FinishReason::Stop);
+                d.next = Next::Finish(FinishReason::Stop, Some(Stop::EndOfSequence));
                 return d;
             }
             let before = *state;
@@ -147,8 +149,11 @@ impl Decoder {
                 *state = s;
             }
             complete = f.is_finished(*state);
-        } else if (!self.req.ignore_eos && is_eos) || self.req.stop_token_ids.contains(&tok) {
-            d.next = Next::Finish(FinishReason::Stop);
+        } else if !self.req.ignore_eos && is_eos {
+            d.next = Next::Finish(FinishReason::Stop, Some(Stop::EndOfSequence));
+            return d;
+        } else if self.req.stop_token_ids.contains(&tok) {
+            d.next = Next::Finish(FinishReason::Stop, Some(Stop::StopToken(tok)));
             return d;
         }
         for &t in &new {
@@ -165,18 +170,26 @@ impl Decoder {
                 break;
             }
         }
-        if self.text.stopped() || complete {
-            d.next = Next::Finish(FinishReason::Stop);
+        if let Some((index, offset)) = self.text.stop() {
+            d.next = Next::Finish(FinishReason::Stop, Some(Stop::StopString { index, offset }));
+        } else if complete {
+            d.next = Next::Finish(FinishReason::Stop, Some(Stop::ConstraintComplete));
         } else if self.out.len() >= self.req.max_tokens
             || context_len + d.appended.len() >= ctx.max_context
         {
-            d.next = Next::Finish(FinishReason::Length);
+            d.next = Next::Finish(FinishReason::Length, None);
         }
         d
     }
 
     /// Sends `Done` with the final text and accounting.
-    pub fn finish(&mut self, tok: &Tokenizer, finish: FinishReason, mut usage: Usage) {
+    pub fn finish(
+        &mut self,
+        tok: &Tokenizer,
+        finish: FinishReason,
+        stop: Option<Stop>,
+        mut usage: Usage,
+    ) {
         let tail = self.text.finish(tok);
         usage.completion_tokens = self.out.len();
         let _ = self.tx.send(Event::Done {
@@ -184,6 +197,7 @@ impl Decoder {
             tail,
             tokens: self.out.clone(),
             finish,
+            stop,
             usage,
         });
     }

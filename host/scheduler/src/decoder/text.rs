@@ -26,17 +26,25 @@ pub struct TextStream {
     /// Bytes of `text` already emitted.
     emitted: usize,
     stops: Vec<String>,
+    /// Index of each of `stops` among the strings the caller gave.
+    index: Vec<usize>,
     /// Longest stop string, in bytes.
     longest: usize,
-    /// Where the earliest matched stop string starts in `text`.
-    stopped_at: Option<usize>,
+    /// Where the earliest matched stop string starts in `text`, and which.
+    stopped_at: Option<(usize, usize)>,
 }
 
 impl TextStream {
     /// A stream that stops before any of `stops` (empty strings are ignored).
     pub fn new(stops: &[String]) -> Self {
-        let stops: Vec<String> = stops.iter().filter(|s| !s.is_empty()).cloned().collect();
+        let (index, stops): (Vec<usize>, Vec<String>) = stops
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(i, s)| (i, s.clone()))
+            .unzip();
         TextStream {
+            index,
             ids: Vec::new(),
             prefix: String::new(),
             prefix_index: 0,
@@ -51,6 +59,12 @@ impl TextStream {
     /// Whether a stop string has appeared; nothing more is emitted then.
     pub fn stopped(&self) -> bool {
         self.stopped_at.is_some()
+    }
+
+    /// The matched stop string: its index among the stop strings given to
+    /// [`Self::new`] and where it starts in the text.
+    pub fn stop(&self) -> Option<(usize, usize)> {
+        self.stopped_at.map(|(at, k)| (k, at))
     }
 
     /// The text so far, stop string excluded (including text still held back).
@@ -122,11 +136,12 @@ impl TextStream {
         let hit = self
             .stops
             .iter()
-            .filter_map(|s| self.text[from..].find(s.as_str()).map(|i| from + i))
+            .enumerate()
+            .filter_map(|(k, s)| self.text[from..].find(s.as_str()).map(|i| (from + i, k)))
             .min();
-        if let Some(at) = hit {
+        if let Some((at, k)) = hit {
             self.text.truncate(at);
-            self.stopped_at = Some(at);
+            self.stopped_at = Some((at, self.index[k]));
         }
     }
 

@@ -6,7 +6,7 @@ mod fake;
 
 use crate::{
     Constraint, Event, FinishReason, GenerateRequest, Generated, Namespace, Scheduler,
-    SchedulerConfig, ScoreRequest,
+    SchedulerConfig, ScoreRequest, Stop,
 };
 use fake::{FakeEngine, Favourite};
 use std::sync::Arc;
@@ -201,8 +201,12 @@ fn scripted(prompt_len: usize, script: Vec<u32>) -> Favourite {
     Arc::new(move |seq: &[u32]| script.get(seq.len().checked_sub(prompt_len)?).copied())
 }
 
-/// Runs one request and returns (its deltas, the Done event's text and tail).
-fn stream(engine: FakeEngine, req: GenerateRequest) -> (Vec<String>, String, String, FinishReason) {
+/// Runs one request and returns its deltas and the Done event's text, tail
+/// and finish.
+fn stream(
+    engine: FakeEngine,
+    req: GenerateRequest,
+) -> (Vec<String>, String, String, (FinishReason, Option<Stop>)) {
     let s = Scheduler::start(engine, checked());
     let mut st = s.generate(req).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -213,8 +217,12 @@ fn stream(engine: FakeEngine, req: GenerateRequest) -> (Vec<String>, String, Str
         match rt.block_on(st.next()).expect("an ending event") {
             Event::Token { text, .. } => deltas.push(text),
             Event::Done {
-                text, tail, finish, ..
-            } => return (deltas, text, tail, finish),
+                text,
+                tail,
+                finish,
+                stop,
+                ..
+            } => return (deltas, text, tail, (finish, stop)),
             Event::Error(e) => panic!("{e}"),
         }
     }
@@ -239,7 +247,11 @@ fn stop_strings_are_found_across_token_boundaries_and_never_streamed() {
         let want =
             &"alpha beta STOP gamma delta"[.."alpha beta STOP gamma delta".find(stop).unwrap()];
         assert_eq!(text, want, "stop {stop:?}");
-        assert_eq!(finish, FinishReason::Stop);
+        let typed = Stop::StopString {
+            index: 0,
+            offset: want.len(),
+        };
+        assert_eq!(finish, (FinishReason::Stop, Some(typed)));
         assert_eq!(
             deltas.concat() + &tail,
             text,
@@ -249,7 +261,7 @@ fn stop_strings_are_found_across_token_boundaries_and_never_streamed() {
     // A stop string's prefix at the end is held back, then flushed as the tail.
     let (deltas, text, tail, finish) = go(&["delta!"]);
     assert_eq!(text, "alpha beta STOP gamma delta");
-    assert_eq!(finish, FinishReason::Length);
+    assert_eq!(finish, (FinishReason::Length, None));
     assert!(tail.ends_with("delta"), "{tail:?}");
     assert_eq!(deltas.concat() + &tail, text);
 }
@@ -281,6 +293,7 @@ fn jump_forward_appends_forced_text_without_steps_of_its_own() {
     for g in [&on, &off] {
         assert!(re.is_match(&g.text), "{:?}", g.text);
         assert_eq!(g.finish, FinishReason::Stop);
+        assert_eq!(g.stop, Some(Stop::ConstraintComplete));
     }
     assert!(jumped > 0 && none == 0);
     assert!(steps_on < steps_off, "{steps_on} vs {steps_off}");

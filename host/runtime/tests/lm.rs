@@ -8,7 +8,7 @@ mod support;
 
 use std::sync::Arc;
 
-use arbor_runtime::SchedulerBackend;
+use arbor_backend::SchedulerBackend;
 use arbor_runtime::{Limits, RunError, RunEvent, RunOptions, Runtime, RuntimeConfig};
 use serde_json::Value;
 use support::guest;

@@ -19,6 +19,7 @@ mod decoder;
 mod engine;
 mod handle;
 mod job;
+mod open;
 mod plan;
 pub mod policy;
 mod request;
@@ -27,12 +28,17 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
+// What requests are made of and how text is encoded are part of the
+// scheduler's API: its callers need not reach past it into the engine.
+pub use arbor_engine::tokenizer::ChatMessage;
+pub use arbor_engine::{Device, SamplingParams, Tokenizer};
 pub use arbor_kvcache::Namespace;
 pub use config::SchedulerConfig;
 pub use core::PoolAudit;
 pub use decoder::TextStream;
 pub use engine::{Step, StepEngine};
 pub use handle::{Generated, GenerationStream, Scheduler};
+pub use open::ModelOptions;
 pub use policy::Policy;
 pub use request::{
     ChoiceScore, Constraint, Event, FinishReason, GenerateRequest, MAX_TOP_LOGPROBS,

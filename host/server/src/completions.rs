@@ -13,8 +13,7 @@ use crate::openai::{ChatRequest, Common, CompletionRequest, Content, Prompt, Usa
 use crate::quota::{Permit, Reservation};
 use crate::sse;
 use crate::state::AppState;
-use arbor_engine::SamplingParams;
-use arbor_engine::tokenizer::ChatMessage;
+use arbor_scheduler::{ChatMessage, SamplingParams};
 use arbor_scheduler::{
     Constraint, Event, FinishReason, GenerateRequest, GenerationStream, MAX_TOP_LOGPROBS, Namespace,
 };
@@ -233,7 +232,7 @@ fn check_model(state: &AppState, model: &str) -> Result<(), ApiError> {
 }
 
 /// Text to ids, with the model's BOS in front as in training.
-fn encode(tok: &arbor_engine::Tokenizer, text: &str) -> Result<Vec<u32>, ApiError> {
+fn encode(tok: &arbor_scheduler::Tokenizer, text: &str) -> Result<Vec<u32>, ApiError> {
     let ids = tok
         .encode(text)
         .map_err(|e| ApiError::bad_request(format!("cannot tokenize the prompt: {e:#}")))?;

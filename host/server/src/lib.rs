@@ -26,9 +26,8 @@ pub mod tenants;
 pub use quota::Quotas;
 
 use anyhow::{Context, Result};
-use arbor_engine::{Device, Engine, EngineOptions};
 use arbor_runtime::{Runtime, RuntimeConfig};
-use arbor_scheduler::{Scheduler, SchedulerConfig};
+use arbor_scheduler::{Device, ModelOptions, Scheduler, SchedulerConfig};
 use state::AppState;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -110,27 +109,16 @@ impl Server {
             );
         }
         let model = cfg.model.clone();
-        let (threads, device, kv) = (cfg.threads, cfg.device, cfg.kv_slots);
-        let engine = tokio::task::spawn_blocking(move || -> Result<Engine> {
-            let meta = arbor_engine::engine::read_meta(&model)?;
-            let kv_slots = if kv == 0 {
-                (meta.config.max_position_embeddings * 4).clamp(1024, 1 << 18)
-            } else {
-                kv
-            };
-            Engine::open(
-                &model,
-                &EngineOptions {
-                    kv_slots,
-                    threads,
-                    device,
-                    kv_in_host_memory: false,
-                },
-            )
-        })
-        .await
-        .context("opening the model")??;
-        let scheduler = Scheduler::start(engine, cfg.scheduler.clone());
+        let opts = ModelOptions {
+            kv_slots: cfg.kv_slots,
+            threads: cfg.threads,
+            device: cfg.device,
+        };
+        let sched_cfg = cfg.scheduler.clone();
+        let scheduler =
+            tokio::task::spawn_blocking(move || Scheduler::open(&model, &opts, sched_cfg))
+                .await
+                .context("opening the model")??;
         let model_name = cfg.model_name.clone().unwrap_or_else(|| {
             let p = std::fs::canonicalize(&cfg.model).unwrap_or(cfg.model.clone());
             p.file_name()
@@ -148,7 +136,7 @@ impl Server {
                 max_component_bytes: cfg.quotas.max_program_bytes,
                 ..RuntimeConfig::default()
             },
-            Arc::new(arbor_runtime::SchedulerBackend::new(scheduler.clone())),
+            Arc::new(arbor_backend::SchedulerBackend::new(scheduler.clone())),
         )
         .map(Arc::new)
         .map_err(|e| {

@@ -1,8 +1,8 @@
 //! `arbor run`.
 
 use anyhow::{Context, Result, bail};
+use arbor_backend::SchedulerBackend;
 use arbor_engine::{Device, Engine, EngineOptions};
-use arbor_runtime::SchedulerBackend;
 use arbor_runtime::{Limits, Namespace, RunOptions, Runtime, RuntimeConfig};
 use arbor_scheduler::{Scheduler, SchedulerConfig};
 use std::path::PathBuf;

@@ -1,13 +1,13 @@
-//! The real stack behind `LmBackend`: the runtime's own `SchedulerBackend`
+//! The real stack behind `LmBackend`: `arbor_backend::SchedulerBackend`
 //! over a tiny model with random weights (the engine exports it; ONNX
 //! Runtime must be installed, as for the scheduler's own tests).
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use arbor_backend::SchedulerBackend;
 use arbor_engine::export::{WeightDtype, export_random};
 use arbor_engine::{Engine, EngineOptions, Preset};
-use arbor_runtime::SchedulerBackend;
 use arbor_scheduler::{Scheduler, SchedulerConfig};
 
 fn tiny_model() -> PathBuf {

@@ -1,14 +1,17 @@
 //! The runtime's port to the model, implemented over the scheduler so that
 //! programs share its batching, its radix cache and its namespaces.
+//!
+//! A crate of its own so that the runtime depends only on its
+//! [`LmBackend`] trait, never on the scheduler or the engine; `arbor run`
+//! and the server both use this one adapter.
 
-use crate::backend::{
+use arbor_runtime::{
     BackendError, ChoiceScore, Constraint, Finish, GenerateOptions, Generated, LmBackend,
     Namespace, Role, TokenSink,
 };
-use arbor_engine::SamplingParams;
-use arbor_engine::tokenizer::ChatMessage;
 use arbor_scheduler::{
-    Event, FinishReason, GenerateRequest, Scheduler, SchedulerError, ScoreRequest, Stop,
+    ChatMessage, Event, FinishReason, GenerateRequest, SamplingParams, Scheduler, SchedulerError,
+    ScoreRequest, Stop,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;

@@ -8,6 +8,7 @@ use crate::{
     Constraint, Event, FinishReason, GenerateRequest, Generated, Namespace, Scheduler,
     SchedulerConfig, ScoreRequest, Stop,
 };
+use arbor_engine::sampling::log_prob;
 use fake::{FakeEngine, Favourite};
 use std::sync::Arc;
 
@@ -144,12 +145,6 @@ fn long_prompts_are_prefilled_in_chunks_within_the_budget() {
     assert!(r.steps >= 300 / 64, "{:?}", r.step_tokens);
 }
 
-fn log_softmax(row: &[f32], t: u32) -> f64 {
-    let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let z: f64 = row.iter().map(|&x| (x as f64 - m).exp()).sum();
-    row[t as usize] as f64 - m - z.ln()
-}
-
 #[test]
 fn select_scores_every_choice_as_the_model_does_in_chunks_within_the_budget() {
     let favourite: Favourite = Arc::new(|seq: &[u32]| Some(seq.len() as u32 % 200 + 3));
@@ -177,7 +172,7 @@ fn select_scores_every_choice_as_the_model_does_in_chunks_within_the_budget() {
             let mut seq = p.clone();
             let mut want = 0.0;
             for &t in c {
-                want += log_softmax(&FakeEngine::logits_after(vocab, &favourite, &seq), t);
+                want += log_prob(&FakeEngine::logits_after(vocab, &favourite, &seq), t);
                 seq.push(t);
             }
             assert!(

@@ -8,6 +8,7 @@ use crate::sequence::{Sequences, StepItem};
 use anyhow::{Result, bail};
 use arbor_engine::engine::{Engine, Logits};
 use arbor_engine::sampling::{Sampler, SamplingParams};
+use arbor_types::Finish;
 
 /// One prompt to continue.
 #[derive(Clone, Debug, Default)]
@@ -20,20 +21,12 @@ pub struct GenRequest {
     pub ignore_eos: bool,
 }
 
-/// Why generation ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FinishReason {
-    Length,
-    Stop,
-}
-
 /// A finished continuation.
 #[derive(Clone, Debug)]
 pub struct GenOutput {
     pub tokens: Vec<u32>,
     pub text: String,
-    pub finish: FinishReason,
+    pub finish: Finish,
 }
 
 /// Continues every request, batching all of them in each forward pass.
@@ -49,7 +42,7 @@ pub fn generate(
         id: crate::sequence::SeqId,
         sampler: Sampler,
         out: Vec<u32>,
-        done: Option<FinishReason>,
+        done: Option<Finish>,
         text: String,
     }
     let mut live = Vec::new();
@@ -71,7 +64,7 @@ pub fn generate(
             sampler: Sampler::new(r.sampling.clone()),
             out: Vec::new(),
             done: if r.max_tokens == 0 {
-                Some(FinishReason::Length)
+                Some(Finish::Length)
             } else {
                 None
             },
@@ -109,19 +102,20 @@ pub fn generate(
             let r = &reqs[i];
             if !r.ignore_eos && eos.contains(&tok) {
                 l.out.pop();
-                l.done = Some(FinishReason::Stop);
+                l.done = Some(Finish::EndOfSequence);
             } else {
                 let text = engine.tokenizer().decode(&l.out);
-                if let Some(cut) = r
+                if let Some((offset, index)) = r
                     .stop_strings
                     .iter()
-                    .filter_map(|s| text.find(s.as_str()))
+                    .enumerate()
+                    .filter_map(|(i, s)| Some((text.find(s.as_str())?, i)))
                     .min()
                 {
-                    l.text = text[..cut].to_string();
-                    l.done = Some(FinishReason::Stop);
+                    l.text = text[..offset].to_string();
+                    l.done = Some(Finish::StopString { index, offset });
                 } else if l.out.len() >= r.max_tokens {
-                    l.done = Some(FinishReason::Length);
+                    l.done = Some(Finish::Length);
                 } else {
                     seqs.extend(l.id, &[tok])?;
                 }
@@ -131,7 +125,7 @@ pub fn generate(
     Ok(live
         .into_iter()
         .map(|l| {
-            let text = if l.done == Some(FinishReason::Stop) && !l.text.is_empty() {
+            let text = if matches!(l.done, Some(Finish::StopString { .. })) {
                 l.text
             } else {
                 engine.tokenizer().decode(&l.out)
@@ -139,7 +133,7 @@ pub fn generate(
             GenOutput {
                 tokens: l.out,
                 text,
-                finish: l.done.unwrap_or(FinishReason::Length),
+                finish: l.done.unwrap_or(Finish::Length),
             }
         })
         .collect())

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::backend::BackendError;
+use crate::backend::RequestError;
 
 /// A failure returned to the guest as the WIT `error` variant.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -24,13 +24,17 @@ pub(crate) enum LmError {
     Engine(String),
 }
 
-impl From<BackendError> for LmError {
-    fn from(e: BackendError) -> Self {
+/// The backend's typed failure keeps its kind on the way to the guest: a
+/// constraint the engine rejects is the guest's `bad-constraint`, a request
+/// that can never fit the pool is a limit, not a bad argument.
+impl From<RequestError> for LmError {
+    fn from(e: RequestError) -> Self {
         match e {
-            BackendError::BadConstraint(m) => LmError::BadConstraint(m),
-            BackendError::InvalidRequest(m) => LmError::InvalidArgument(m),
-            BackendError::Cancelled => LmError::Cancelled,
-            BackendError::Engine(m) => LmError::Engine(m),
+            RequestError::Constraint(c) => LmError::BadConstraint(c.to_string()),
+            RequestError::Invalid(m) => LmError::InvalidArgument(m),
+            RequestError::TooLarge { .. } => LmError::LimitExceeded(e.to_string()),
+            RequestError::Cancelled => LmError::Cancelled,
+            RequestError::Engine(m) => LmError::Engine(m),
         }
     }
 }

@@ -23,8 +23,8 @@ mod stats;
 mod stream;
 
 pub use backend::{
-    BackendError, ChoiceScore, Constraint, Finish, GenerateOptions, Generated, LmBackend,
-    Namespace, Role, TokenSink,
+    ChoiceScore, Constraint, Finish, GenerateOptions, Generated, LmBackend, Namespace,
+    RequestError, Role, TokenSink,
 };
 pub use bench::{BenchConfig, BenchError, BenchReport, Percentiles, bench_runtime};
 pub use cache::{ContentHash, content_hash};

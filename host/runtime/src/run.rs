@@ -77,7 +77,8 @@ impl CancelHandle {
 /// How to run a program.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// The tenant the run's requests are accounted to.
+    /// The tenant the run's requests are accounted to and whose cache they
+    /// share; by default tenant 0, the embedder's own.
     pub namespace: Namespace,
     /// The run's limits.
     pub limits: Limits,
@@ -90,7 +91,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            namespace: Namespace::new("default"),
+            namespace: Namespace::tenant(0),
             limits: Limits::default(),
             events: None,
             cancel: None,

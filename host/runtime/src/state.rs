@@ -391,7 +391,7 @@ impl Worker {
         let generated = self
             .run
             .backend()
-            .generate(self.run.namespace.clone(), tokens.to_vec(), options, sink)
+            .generate(self.run.namespace, tokens.to_vec(), options, sink)
             .await?;
         let used = generated.tokens.len();
         if used > reservation.granted as usize {
@@ -403,7 +403,7 @@ impl Worker {
         reservation.settle(used as u32);
         Counters::add(&self.run.counters.generated_tokens, used as u64);
         let value = match generated.finish {
-            Finish::Stop { offset } if generated.text.is_char_boundary(offset) => {
+            Finish::StopString { offset, .. } if generated.text.is_char_boundary(offset) => {
                 generated.text[..offset].to_string()
             }
             _ => generated.text.clone(),
@@ -430,7 +430,7 @@ impl Worker {
             .run
             .backend()
             .score_choices(
-                self.run.namespace.clone(),
+                self.run.namespace,
                 tokens.to_vec(),
                 choices.iter().map(|(_, t)| t.clone()).collect(),
             )
@@ -445,7 +445,7 @@ impl Worker {
         let index = best_choice(
             scores
                 .iter()
-                .map(|s| s.logprob / f64::from(s.tokens.max(1))),
+                .map(|s| s.normalized()),
         );
         let (text, chosen) = choices.swap_remove(index);
         Ok(Effect {

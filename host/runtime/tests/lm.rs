@@ -200,3 +200,14 @@ async fn eight_forked_branches_take_about_one_branchs_engine_steps() {
         "prefilled {prefilled} tokens for a {prefix}-token shared prefix"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engines_constraint_error_reaches_the_guest_typed() {
+    let (rt, _) = runtime();
+    let out = run(&rt, "semantics", "engine-rejects-constraint").await;
+    let v: Value =
+        serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}\n{}", out.log))).unwrap();
+    let bad = v["bad"].as_str().unwrap();
+    assert!(bad.starts_with("invalid regex syntax:"), "{bad}");
+    assert_eq!(v["other"], "fine");
+}

@@ -11,7 +11,7 @@ use crate::decoder::{DecodeCtx, Next};
 use crate::engine::Step;
 use crate::job::{Job, Work};
 use crate::plan::{Plan, Row, RowKind};
-use crate::request::SchedulerError;
+use arbor_types::RequestError;
 use arbor_engine::sampling::log_prob;
 use arbor_engine::{BatchEntry, ForwardOutput};
 
@@ -63,7 +63,7 @@ impl Core {
                 tracing::error!("forward pass failed for one request: {msg}");
                 self.stats.engine_failures += 1;
                 let j = &mut self.running[plan.rows[part[0]].job];
-                fail_job(&mut self.kv, j, SchedulerError::Engine(msg));
+                fail_job(&mut self.kv, j, RequestError::Engine(msg));
             }
         }
     }
@@ -136,8 +136,8 @@ impl Core {
         };
         match next {
             Next::Continue => {}
-            Next::Finish(f, stop) => {
-                finish_gen(&mut self.kv, &self.tokenizer, &mut self.stats, job, f, stop)
+            Next::Finish(f) => {
+                finish_gen(&mut self.kv, &self.tokenizer, &mut self.stats, job, f)
             }
             Next::Fail(e) => fail_job(&mut self.kv, job, e),
         }

@@ -19,7 +19,8 @@ use crate::decoder::Decoder;
 use crate::engine::StepEngine;
 use crate::job::{Job, ScoreReply, Scoring, Work};
 use crate::policy::Admission;
-use crate::request::{FinishReason, GenerateRequest, SchedulerError, ScoreRequest, Stop, Usage};
+use crate::request::{GenerateRequest, ScoreRequest, Usage};
+use arbor_types::{Finish, RequestError};
 use crate::stats::{MaskTimer, SchedulerStats};
 use arbor_constraint::{TokenFsm, Vocab};
 use arbor_engine::Tokenizer;
@@ -66,13 +67,13 @@ impl Core {
         cfg: SchedulerConfig,
         shared: Arc<Mutex<SchedulerStats>>,
         vocab: Option<Arc<Vocab>>,
-    ) -> Result<Self, SchedulerError> {
+    ) -> Result<Self, RequestError> {
         let kv = KvManager::new(
             engine.kv_slots() as u32,
             engine.page_size() as u32,
             cfg.cache_enabled,
         )
-        .map_err(|e| SchedulerError::Invalid(e.to_string()))?;
+        .map_err(|e| RequestError::Invalid(e.to_string()))?;
         let tokenizer = engine.tokenizer();
         let eos = tokenizer.eos_ids().to_vec();
         let admission = Admission::new(cfg.policy, cfg.starvation_steps, cfg.fcfs_above, cfg.seed);
@@ -134,7 +135,7 @@ impl Core {
             .collect();
         for mut j in jobs {
             release(&mut self.kv, &mut j, false);
-            j.fail(SchedulerError::Shutdown);
+            j.fail(RequestError::Cancelled);
         }
         let _ = tx.send(self.engine.into_any());
     }
@@ -183,7 +184,7 @@ impl Core {
             done: false,
         };
         if needed > pool {
-            job.fail(SchedulerError::TooLarge { needed, pool });
+            job.fail(RequestError::TooLarge { needed, pool });
             return;
         }
         if let Work::Gen(d) = &job.work
@@ -194,8 +195,7 @@ impl Core {
                 &self.tokenizer,
                 &mut self.stats,
                 &mut job,
-                FinishReason::Length,
-                None,
+                Finish::Length,
             );
             return;
         }
@@ -320,12 +320,11 @@ pub(crate) fn finish_gen(
     tokenizer: &Tokenizer,
     stats: &mut SchedulerStats,
     job: &mut Job,
-    finish: FinishReason,
-    stop: Option<Stop>,
+    finish: Finish,
 ) {
     release(kv, job, true);
     if let Work::Gen(d) = &mut job.work {
-        d.finish(tokenizer, finish, stop, job.usage);
+        d.finish(tokenizer, finish, job.usage);
     }
     job.done = true;
     stats.finished += 1;
@@ -346,7 +345,7 @@ pub(crate) fn finish_score(kv: &mut KvManager, stats: &mut SchedulerStats, job: 
 }
 
 /// Ends a job with an error.
-pub(crate) fn fail_job(kv: &mut KvManager, job: &mut Job, e: SchedulerError) {
+pub(crate) fn fail_job(kv: &mut KvManager, job: &mut Job, e: RequestError) {
     release(kv, job, false);
     job.fail(e);
 }

@@ -3,11 +3,8 @@
 use crate::config::SchedulerConfig;
 use crate::core::{Command, Core, PoolAudit};
 use crate::engine::StepEngine;
-use crate::request::Constraint;
-use crate::request::{
-    ChoiceScore, Event, FinishReason, GenerateRequest, MAX_TOP_LOGPROBS, SchedulerError,
-    ScoreRequest, Stop, TokenLogprob, Usage,
-};
+use crate::request::{Event, GenerateRequest, MAX_TOP_LOGPROBS, ScoreRequest, TokenLogprob, Usage};
+use arbor_types::{ChoiceScore, Constraint, ConstraintError, Finish, RequestError};
 use crate::stats::SchedulerStats;
 use arbor_constraint::{ConstraintCache, Limits, SchemaOptions, TokenFsm, Vocab};
 use arbor_engine::{Engine, Tokenizer};
@@ -29,7 +26,7 @@ pub struct Scheduler {
 struct Constraints {
     cache: ConstraintCache,
     /// The model's vocabulary as bytes, or why it could not be read.
-    vocab: Result<Arc<Vocab>, String>,
+    vocab: Result<Arc<Vocab>, ConstraintError>,
 }
 
 /// The tokens of one generation as they come. Dropping it cancels the
@@ -43,9 +40,7 @@ pub struct GenerationStream {
 pub struct Generated {
     pub text: String,
     pub tokens: Vec<u32>,
-    pub finish: FinishReason,
-    /// What stopped it, when `finish` is [`FinishReason::Stop`].
-    pub stop: Option<Stop>,
+    pub finish: Finish,
     pub usage: Usage,
     /// One per streamed token, when the request asked for log-probabilities.
     pub logprobs: Vec<TokenLogprob>,
@@ -58,25 +53,25 @@ impl GenerationStream {
     }
 
     /// Waits for the end, keeping only the tokens' log-probabilities.
-    pub async fn collect(mut self) -> Result<Generated, SchedulerError> {
+    pub async fn collect(mut self) -> Result<Generated, RequestError> {
         let mut logprobs = Vec::new();
         while let Some(ev) = self.rx.recv().await {
             if let Some(end) = ending(ev, &mut logprobs) {
                 return end;
             }
         }
-        Err(SchedulerError::Shutdown)
+        Err(RequestError::Cancelled)
     }
 
     /// [`Self::collect`] for synchronous callers (not inside a tokio runtime).
-    pub fn blocking_collect(mut self) -> Result<Generated, SchedulerError> {
+    pub fn blocking_collect(mut self) -> Result<Generated, RequestError> {
         let mut logprobs = Vec::new();
         while let Some(ev) = self.rx.blocking_recv() {
             if let Some(end) = ending(ev, &mut logprobs) {
                 return end;
             }
         }
-        Err(SchedulerError::Shutdown)
+        Err(RequestError::Cancelled)
     }
 }
 
@@ -85,7 +80,7 @@ impl GenerationStream {
 fn ending(
     ev: Event,
     logprobs: &mut Vec<TokenLogprob>,
-) -> Option<Result<Generated, SchedulerError>> {
+) -> Option<Result<Generated, RequestError>> {
     match ev {
         Event::Token { logprob, .. } => {
             logprobs.extend(logprob);
@@ -95,14 +90,12 @@ fn ending(
             text,
             tokens,
             finish,
-            stop,
             usage,
             ..
         } => Some(Ok(Generated {
             text,
             tokens,
             finish,
-            stop,
             usage,
             logprobs: std::mem::take(logprobs),
         })),
@@ -125,7 +118,7 @@ impl Scheduler {
     pub fn try_start<E: StepEngine>(
         engine: E,
         config: SchedulerConfig,
-    ) -> Result<Self, SchedulerError> {
+    ) -> Result<Self, RequestError> {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(Mutex::new(SchedulerStats::default()));
         let tokenizer = engine.tokenizer();
@@ -145,7 +138,7 @@ impl Scheduler {
             .name("arbor-scheduler".into())
             .spawn(move || core.run(rx))
             .map_err(|e| {
-                SchedulerError::Engine(format!("cannot start the scheduler thread: {e}"))
+                RequestError::Engine(format!("cannot start the scheduler thread: {e}"))
             })?;
         Ok(Scheduler {
             tx,
@@ -158,21 +151,21 @@ impl Scheduler {
     }
 
     /// Submits a generation; tokens arrive on the returned stream.
-    pub fn generate(&self, req: GenerateRequest) -> Result<GenerationStream, SchedulerError> {
+    pub fn generate(&self, req: GenerateRequest) -> Result<GenerationStream, RequestError> {
         self.validate_tokens(&req.prompt)?;
         if req.prompt.is_empty() {
-            return Err(SchedulerError::Invalid("empty prompt".into()));
+            return Err(RequestError::Invalid("empty prompt".into()));
         }
         if req.prompt.len() >= self.max_context {
-            return Err(SchedulerError::Invalid(format!(
+            return Err(RequestError::Invalid(format!(
                 "prompt of {} tokens does not fit the model's context of {}",
                 req.prompt.len(),
                 self.max_context
             )));
         }
-        req.sampling.validate().map_err(SchedulerError::Invalid)?;
+        req.sampling.validate().map_err(RequestError::Invalid)?;
         if req.logprobs.is_some_and(|k| k > MAX_TOP_LOGPROBS) {
-            return Err(SchedulerError::Invalid(format!(
+            return Err(RequestError::Invalid(format!(
                 "at most {MAX_TOP_LOGPROBS} alternatives per token"
             )));
         }
@@ -180,15 +173,15 @@ impl Scheduler {
         let Some(constraint) = req.constraint.clone() else {
             self.tx
                 .send(Command::Generate(req, etx, None))
-                .map_err(|_| SchedulerError::Shutdown)?;
+                .map_err(|_| RequestError::Cancelled)?;
             return Ok(GenerationStream { rx: erx });
         };
         // An automaton compiled before is answered here, without a thread.
         if let Some(compiled) = self.constraints.if_cached(&constraint) {
-            let fsm = compiled.map_err(SchedulerError::Constraint)?;
+            let fsm = compiled.map_err(RequestError::Constraint)?;
             self.tx
                 .send(Command::Generate(req, etx, Some(fsm)))
-                .map_err(|_| SchedulerError::Shutdown)?;
+                .map_err(|_| RequestError::Cancelled)?;
             return Ok(GenerationStream { rx: erx });
         }
         // Compiling can take up to the compile limits (hostile patterns):
@@ -202,49 +195,49 @@ impl Scheduler {
                     if let Err(mpsc::SendError(Command::Generate(_, etx, _))) =
                         tx.send(Command::Generate(req, etx, Some(fsm)))
                     {
-                        let _ = etx.send(Event::Error(SchedulerError::Shutdown));
+                        let _ = etx.send(Event::Error(RequestError::Cancelled));
                     }
                 }
                 Err(e) => {
-                    let _ = etx.send(Event::Error(SchedulerError::Constraint(e)));
+                    let _ = etx.send(Event::Error(RequestError::Constraint(e)));
                 }
             })
-            .map_err(|e| SchedulerError::Engine(format!("cannot start a compile thread: {e}")))?;
+            .map_err(|e| RequestError::Engine(format!("cannot start a compile thread: {e}")))?;
         Ok(GenerationStream { rx: erx })
     }
 
     /// Scores each choice as a continuation of the prompt: the prompt is
     /// prefilled once (or found in the cache) and all choices run in one pass.
-    pub async fn score(&self, req: ScoreRequest) -> Result<Vec<ChoiceScore>, SchedulerError> {
+    pub async fn score(&self, req: ScoreRequest) -> Result<Vec<ChoiceScore>, RequestError> {
         self.submit_score(req)?
             .await
-            .map_err(|_| SchedulerError::Shutdown)?
+            .map_err(|_| RequestError::Cancelled)?
     }
 
     /// [`Self::score`] for synchronous callers.
-    pub fn blocking_score(&self, req: ScoreRequest) -> Result<Vec<ChoiceScore>, SchedulerError> {
+    pub fn blocking_score(&self, req: ScoreRequest) -> Result<Vec<ChoiceScore>, RequestError> {
         self.submit_score(req)?
             .blocking_recv()
-            .map_err(|_| SchedulerError::Shutdown)?
+            .map_err(|_| RequestError::Cancelled)?
     }
 
     fn submit_score(
         &self,
         req: ScoreRequest,
-    ) -> Result<oneshot::Receiver<Result<Vec<ChoiceScore>, SchedulerError>>, SchedulerError> {
+    ) -> Result<oneshot::Receiver<Result<Vec<ChoiceScore>, RequestError>>, RequestError> {
         self.validate_tokens(&req.prompt)?;
         if req.prompt.is_empty() {
-            return Err(SchedulerError::Invalid("empty prompt".into()));
+            return Err(RequestError::Invalid("empty prompt".into()));
         }
         if req.choices.is_empty() || req.choices.iter().any(|c| c.is_empty()) {
-            return Err(SchedulerError::Invalid(
+            return Err(RequestError::Invalid(
                 "select needs at least one choice, and no empty choice".into(),
             ));
         }
         for c in &req.choices {
             self.validate_tokens(c)?;
             if req.prompt.len() + c.len() > self.max_context {
-                return Err(SchedulerError::Invalid(
+                return Err(RequestError::Invalid(
                     "prompt plus choice exceeds the model's context".into(),
                 ));
             }
@@ -252,13 +245,13 @@ impl Scheduler {
         let (otx, orx) = oneshot::channel();
         self.tx
             .send(Command::Score(req, otx))
-            .map_err(|_| SchedulerError::Shutdown)?;
+            .map_err(|_| RequestError::Cancelled)?;
         Ok(orx)
     }
 
-    fn validate_tokens(&self, ids: &[u32]) -> Result<(), SchedulerError> {
+    fn validate_tokens(&self, ids: &[u32]) -> Result<(), RequestError> {
         match ids.iter().find(|&&t| t as usize >= self.vocab) {
-            Some(t) => Err(SchedulerError::Invalid(format!(
+            Some(t) => Err(RequestError::Invalid(format!(
                 "token id {t} is outside the vocabulary ({})",
                 self.vocab
             ))),
@@ -268,30 +261,30 @@ impl Scheduler {
 
     /// Accounts for every pool slot (free, cached, private) and checks the
     /// radix cache's invariants, between two steps.
-    pub async fn audit(&self) -> Result<PoolAudit, SchedulerError> {
+    pub async fn audit(&self) -> Result<PoolAudit, RequestError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Command::Audit(tx))
-            .map_err(|_| SchedulerError::Shutdown)?;
-        rx.await.map_err(|_| SchedulerError::Shutdown)
+            .map_err(|_| RequestError::Cancelled)?;
+        rx.await.map_err(|_| RequestError::Cancelled)
     }
 
     /// Stops the scheduler, failing queued and running requests with
-    /// [`SchedulerError::Shutdown`], and returns the engine (to reuse its
+    /// [`RequestError::Cancelled`], and returns the engine (to reuse its
     /// loaded session, e.g. between benchmark runs).
-    pub fn shutdown(self) -> Result<Engine, SchedulerError> {
+    pub fn shutdown(self) -> Result<Engine, RequestError> {
         self.shutdown_as::<Engine>()
     }
 
     /// [`Self::shutdown`] for a scheduler started on an engine of type `E`.
-    pub fn shutdown_as<E: StepEngine>(self) -> Result<E, SchedulerError> {
+    pub fn shutdown_as<E: StepEngine>(self) -> Result<E, RequestError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Command::Shutdown(tx))
-            .map_err(|_| SchedulerError::Shutdown)?;
-        let engine = rx.blocking_recv().map_err(|_| SchedulerError::Shutdown)?;
+            .map_err(|_| RequestError::Cancelled)?;
+        let engine = rx.blocking_recv().map_err(|_| RequestError::Cancelled)?;
         engine.downcast::<E>().map(|e| *e).map_err(|_| {
-            SchedulerError::Invalid("the scheduler runs another kind of engine".into())
+            RequestError::Invalid("the scheduler runs another kind of engine".into())
         })
     }
 
@@ -327,48 +320,43 @@ impl Constraints {
     /// The compiled automaton of a regex or choices constraint compiled
     /// before; `None` when compiling is still needed (schemas are
     /// translated first, which is left to the compile thread).
-    fn if_cached(&self, c: &Constraint) -> Option<Result<Arc<TokenFsm>, String>> {
+    fn if_cached(&self, c: &Constraint) -> Option<Result<Arc<TokenFsm>, ConstraintError>> {
         let vocab = self.vocab.as_ref().ok()?;
         let pattern = match c {
             Constraint::Regex(r) => r.clone(),
             Constraint::Choices(cs) if !cs.is_empty() => arbor_constraint::choices_to_regex(cs),
             _ => return None,
         };
-        self.cache
-            .regex_if_cached(&pattern, vocab)
-            .map(|r| r.map_err(|e| e.to_string()))
+        self.cache.regex_if_cached(&pattern, vocab)
     }
 
-    fn compile(&self, c: &Constraint) -> Result<Arc<TokenFsm>, String> {
-        let vocab = self
-            .vocab
-            .as_ref()
-            .map_err(|e| format!("constraints are unavailable for this model: {e}"))?;
-        let compiled = match c {
+    fn compile(&self, c: &Constraint) -> Result<Arc<TokenFsm>, ConstraintError> {
+        let vocab = self.vocab.as_ref().map_err(Clone::clone)?;
+        match c {
             Constraint::Regex(r) => self.cache.regex(r, vocab),
             Constraint::JsonSchema(s) => self.cache.schema_str(s, &SchemaOptions::default(), vocab),
             Constraint::Choices(cs) => {
                 if cs.is_empty() {
-                    return Err("choices must not be empty".into());
+                    return Err(ConstraintError::NoChoices);
                 }
                 self.cache
                     .regex(&arbor_constraint::choices_to_regex(cs), vocab)
             }
-        };
-        compiled.map_err(|e| e.to_string())
+        }
     }
 }
 
 /// The model's vocabulary as byte strings, for token automata.
-fn constraint_vocab(tok: &Tokenizer) -> Result<Arc<Vocab>, String> {
-    let json = tok.inner().to_string(false).map_err(|e| e.to_string())?;
+fn constraint_vocab(tok: &Tokenizer) -> Result<Arc<Vocab>, ConstraintError> {
+    let json = tok
+        .inner()
+        .to_string(false)
+        .map_err(|e| ConstraintError::InvalidTokenizer(e.to_string()))?;
     let eos: Vec<String> = tok
         .eos_ids()
         .iter()
         .filter_map(|&i| tok.inner().id_to_token(i))
         .collect();
     let names: Vec<&str> = eos.iter().map(|s| s.as_str()).collect();
-    Vocab::from_tokenizer_json(&json, &names)
-        .map(Arc::new)
-        .map_err(|e| e.to_string())
+    Vocab::from_tokenizer_json(&json, &names).map(Arc::new)
 }

@@ -5,12 +5,13 @@
 //! running (waiting, preempted, finished) holds no KV at all.
 
 use crate::decoder::Decoder;
-use crate::request::{ChoiceScore, SchedulerError, ScoreRequest, Usage};
+use crate::request::{ScoreRequest, Usage};
+use arbor_types::{ChoiceScore, RequestError};
 use arbor_kvcache::{Namespace, SeqKv};
 use tokio::sync::oneshot;
 
 /// The reply channel of a `select`.
-pub type ScoreReply = oneshot::Sender<Result<Vec<ChoiceScore>, SchedulerError>>;
+pub type ScoreReply = oneshot::Sender<Result<Vec<ChoiceScore>, RequestError>>;
 
 /// What a job computes.
 pub enum Work {
@@ -50,7 +51,7 @@ impl Job {
 
     /// Reports `e` to the caller and marks the job done (its KV must be
     /// released separately).
-    pub fn fail(&mut self, e: SchedulerError) {
+    pub fn fail(&mut self, e: RequestError) {
         self.done = true;
         match &mut self.work {
             Work::Gen(d) => d.fail(e),
@@ -151,14 +152,13 @@ impl Scoring {
                 let logprob = first.get(ci).copied().unwrap_or(f64::NEG_INFINITY) + self.rest[ci];
                 ChoiceScore {
                     logprob,
-                    tokens: c.len(),
-                    normalized: logprob / c.len() as f64,
+                    tokens: c.len() as u32,
                 }
             })
             .collect()
     }
 
-    pub fn reply(&mut self, r: Result<Vec<ChoiceScore>, SchedulerError>) {
+    pub fn reply(&mut self, r: Result<Vec<ChoiceScore>, RequestError>) {
         if let Some(t) = self.tx.take() {
             let _ = t.send(r);
         }

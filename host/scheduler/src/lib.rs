@@ -32,7 +32,7 @@ mod tests;
 // scheduler's API: its callers need not reach past it into the engine.
 pub use arbor_engine::tokenizer::ChatMessage;
 pub use arbor_engine::{Device, SamplingParams, Tokenizer};
-pub use arbor_kvcache::Namespace;
+pub use arbor_types::{ChoiceScore, Constraint, ConstraintError, Finish, Namespace, RequestError};
 pub use config::SchedulerConfig;
 pub use core::PoolAudit;
 pub use decoder::TextStream;
@@ -41,7 +41,6 @@ pub use handle::{Generated, GenerationStream, Scheduler};
 pub use open::ModelOptions;
 pub use policy::Policy;
 pub use request::{
-    ChoiceScore, Constraint, Event, FinishReason, GenerateRequest, MAX_TOP_LOGPROBS,
-    SchedulerError, ScoreRequest, Stop, TokenLogprob, Usage,
+    Event, GenerateRequest, MAX_TOP_LOGPROBS, ScoreRequest, TokenLogprob, Usage,
 };
 pub use stats::SchedulerStats;

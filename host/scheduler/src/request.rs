@@ -1,7 +1,7 @@
 //! What callers submit and what comes back.
 
 use arbor_engine::SamplingParams;
-use arbor_kvcache::Namespace;
+use arbor_types::{Constraint, Finish, Namespace, RequestError};
 use serde::Serialize;
 
 /// A generation request: continue `prompt` in `namespace`.
@@ -41,18 +41,6 @@ pub struct TokenLogprob {
     pub top: Vec<(u32, f32)>,
 }
 
-/// A constraint on generated text, compiled to a token automaton.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Constraint {
-    /// The whole output matches this regex (`regex` crate syntax).
-    Regex(String),
-    /// The output is JSON valid under this JSON Schema (the schema's text,
-    /// whose property order is kept).
-    JsonSchema(String),
-    /// The output is exactly one of these strings.
-    Choices(Vec<String>),
-}
-
 impl GenerateRequest {
     /// A greedy request in `namespace` with defaults for everything else.
     pub fn new(namespace: Namespace, prompt: Vec<u32>, max_tokens: usize) -> Self {
@@ -77,31 +65,6 @@ pub struct ScoreRequest {
     pub prompt: Vec<u32>,
     /// Each choice's tokens; none may be empty.
     pub choices: Vec<Vec<u32>>,
-}
-
-/// Why a generation ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FinishReason {
-    /// `max_tokens` reached, or the model's context is full.
-    Length,
-    /// An end-of-sequence id, stop id or stop string.
-    Stop,
-}
-
-/// What stopped a generation that ended with [`FinishReason::Stop`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stop {
-    /// One of the model's end-of-sequence ids (not part of the output).
-    EndOfSequence,
-    /// One of the request's stop ids (not part of the output).
-    StopToken(u32),
-    /// `stop_strings[index]` appeared; it starts at byte `offset` of the
-    /// decoded output (the text ends there; the tokens include it).
-    StopString { index: usize, offset: usize },
-    /// The constraint admits no longer text.
-    ConstraintComplete,
 }
 
 /// Per-request accounting.
@@ -134,38 +97,9 @@ pub enum Event {
         /// `tail` are exactly `text`.
         tail: String,
         tokens: Vec<u32>,
-        finish: FinishReason,
-        /// Why, when `finish` is [`FinishReason::Stop`].
-        stop: Option<Stop>,
+        finish: Finish,
         usage: Usage,
     },
     /// The request failed; nothing more follows.
-    Error(SchedulerError),
-}
-
-/// The score of one choice.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct ChoiceScore {
-    /// Sum of the log-probabilities of the choice's tokens.
-    pub logprob: f64,
-    pub tokens: usize,
-    /// `logprob / tokens`: SGLang's token-length-normalized score.
-    pub normalized: f64,
-}
-
-/// Why a request could not be served.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SchedulerError {
-    #[error("invalid request: {0}")]
-    Invalid(String),
-    /// The regex, JSON Schema or choices cannot be compiled, or admit no
-    /// continuation where the model stands.
-    #[error("bad constraint: {0}")]
-    Constraint(String),
-    #[error("request needs {needed} KV slots but the pool has {pool}")]
-    TooLarge { needed: usize, pool: usize },
-    #[error("the scheduler has shut down")]
-    Shutdown,
-    #[error("engine failure: {0}")]
-    Engine(String),
+    Error(RequestError),
 }

@@ -6,7 +6,7 @@ mod common;
 
 use arbor_engine::SamplingParams;
 use arbor_scheduler::{
-    Constraint, Event, GenerateRequest, Namespace, SchedulerConfig, SchedulerError,
+    Constraint, Event, GenerateRequest, Namespace, SchedulerConfig, RequestError,
 };
 
 const REGEXES: &[&str] = &[
@@ -40,7 +40,7 @@ fn run_one(
     seed: u64,
     temp: f32,
     max: usize,
-) -> Result<arbor_scheduler::Generated, SchedulerError> {
+) -> Result<arbor_scheduler::Generated, RequestError> {
     let mut r = GenerateRequest::new(Namespace::tenant(1), prompt(), max);
     r.constraint = Some(c);
     r.sampling = SamplingParams {
@@ -59,7 +59,7 @@ fn every_finished_output_matches_its_regex() {
         for seed in 0..12 {
             let temp = if seed == 0 { 0.0 } else { 1.0 };
             let g = run_one(&s, Constraint::Regex(re.to_string()), seed, temp, 64).unwrap();
-            if g.finish == arbor_scheduler::FinishReason::Stop {
+            if g.finish.is_stop() {
                 assert!(check.is_match(&g.text), "{re:?} seed {seed}: {:?}", g.text);
             } else {
                 // Cut by max_tokens: still a prefix the automaton allowed.
@@ -77,7 +77,7 @@ fn every_json_output_parses_and_validates() {
     let mut finished = 0;
     for seed in 0..16 {
         let g = run_one(&s, Constraint::JsonSchema(SCHEMA.into()), seed, 1.0, 160).unwrap();
-        if g.finish != arbor_scheduler::FinishReason::Stop {
+        if !g.finish.is_stop() {
             continue;
         }
         finished += 1;
@@ -140,7 +140,7 @@ fn hostile_constraints_fail_clearly_while_others_run() {
         let t = std::time::Instant::now();
         let r = run_one(&s, c.clone(), 0, 0.0, 8);
         match r {
-            Err(SchedulerError::Constraint(msg)) => assert!(!msg.is_empty()),
+            Err(RequestError::Constraint(e)) => assert!(!e.to_string().is_empty()),
             other => panic!("{c:?}: expected a clear error, got {other:?}"),
         }
         assert!(t.elapsed().as_secs() < 10, "{c:?} took {:?}", t.elapsed());

@@ -5,7 +5,7 @@ mod common;
 
 use arbor_engine::sampling::log_prob;
 use arbor_engine::{BatchEntry, Engine, EngineOptions, Logits};
-use arbor_scheduler::{GenerateRequest, Namespace, SchedulerConfig, SchedulerError, ScoreRequest};
+use arbor_scheduler::{GenerateRequest, Namespace, SchedulerConfig, RequestError, ScoreRequest};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -151,7 +151,7 @@ fn select_scores_equal_a_direct_computation() {
             .map(|k| log_prob(rows[p.len() - 1 + k], c[k]))
             .sum();
         assert!((lp - sc.logprob).abs() < 1e-3, "{lp} vs {}", sc.logprob);
-        assert!((sc.normalized - lp / c.len() as f64).abs() < 1e-3);
+        assert!((sc.normalized() - lp / c.len() as f64).abs() < 1e-3);
     }
 }
 
@@ -194,7 +194,7 @@ fn invalid_requests_get_clear_errors() {
         .unwrap()
         .blocking_collect();
     assert!(
-        matches!(too_big, Err(SchedulerError::TooLarge { .. })),
+        matches!(too_big, Err(RequestError::TooLarge { .. })),
         "{too_big:?}"
     );
     assert!(matches!(
@@ -203,11 +203,11 @@ fn invalid_requests_get_clear_errors() {
             vec![0, 99999],
             4
         )),
-        Err(SchedulerError::Invalid(_))
+        Err(RequestError::Invalid(_))
     ));
     assert!(matches!(
         s.generate(GenerateRequest::new(Namespace::tenant(1), vec![], 4)),
-        Err(SchedulerError::Invalid(_))
+        Err(RequestError::Invalid(_))
     ));
 }
 
@@ -248,5 +248,5 @@ fn token_logprobs_agree_with_scoring_the_same_tokens() {
 
     let mut bad = GenerateRequest::new(Namespace::tenant(1), prompt(1, 4), 2);
     bad.logprobs = Some(21);
-    assert!(matches!(s.generate(bad), Err(SchedulerError::Invalid(_))));
+    assert!(matches!(s.generate(bad), Err(RequestError::Invalid(_))));
 }

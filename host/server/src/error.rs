@@ -13,6 +13,10 @@ pub struct ApiError {
     pub message: String,
     /// Seconds the client should wait before retrying (429, 503).
     pub retry_after: Option<u64>,
+    /// A stable machine-readable kind of failure (`"invalid_regex"`,
+    /// `"unsupported_schema_keyword"`, ...) where the failure is typed;
+    /// the body's `code` is null otherwise, as OpenAI's often is.
+    pub code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -21,6 +25,7 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            code: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -65,7 +70,7 @@ impl ApiError {
     /// The JSON body, also used inside an SSE stream when a failure
     /// happens after the headers went out.
     pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"message": self.message, "type": self.kind(), "code": self.status.as_u16()}})
+        json!({"error": {"message": self.message, "type": self.kind(), "code": self.code}})
     }
 }
 
@@ -85,15 +90,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<arbor_scheduler::SchedulerError> for ApiError {
-    fn from(e: arbor_scheduler::SchedulerError) -> Self {
-        use arbor_scheduler::SchedulerError as E;
-        match e {
-            E::Invalid(_) | E::Constraint(_) | E::TooLarge { .. } => {
-                ApiError::bad_request(e.to_string())
-            }
-            E::Shutdown => ApiError::unavailable(e.to_string()),
-            E::Engine(_) => ApiError::internal(e),
-        }
+/// A request's typed failure keeps its kind in the body's `code`.
+impl From<arbor_scheduler::RequestError> for ApiError {
+    fn from(e: arbor_scheduler::RequestError) -> Self {
+        use arbor_scheduler::RequestError as E;
+        let code = Some(e.code());
+        let err = match &e {
+            _ if e.is_callers_fault() => ApiError::bad_request(e.to_string()),
+            E::Cancelled => ApiError::unavailable(e.to_string()),
+            _ => ApiError::internal(&e),
+        };
+        ApiError { code, ..err }
     }
 }

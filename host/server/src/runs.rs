@@ -138,7 +138,7 @@ pub async fn create(
     };
     let q = &state.quotas;
     let options = RunOptions {
-        namespace: arbor_runtime::Namespace::new(tenant.id.to_string()),
+        namespace: arbor_runtime::Namespace::tenant(tenant.id as u64),
         limits: Limits {
             max_memory_bytes: q.run_memory_bytes,
             deadline: q.run_deadline,

@@ -91,6 +91,14 @@ fn auth_completions_chat_streaming_and_cancel() {
             "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "no-such-type"}}}
         })).await;
         assert_eq!(bad.status, 400, "{}", bad.text());
+        // The failure keeps its type: a machine-readable code beside the message.
+        assert_eq!(bad.json()["error"]["code"], "invalid_schema", "{}", bad.text());
+        let unsupported = post(addr, "/v1/chat/completions", &key, json!({
+            "model": MODEL, "messages": [{"role": "user", "content": "x"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "string", "not": {"const": "a"}}}}
+        })).await;
+        assert_eq!(unsupported.status, 400, "{}", unsupported.text());
+        assert_eq!(unsupported.json()["error"]["code"], "unsupported_schema_keyword", "{}", unsupported.text());
 
         // Streaming chat: OpenAI's chunks, the same text as without streaming, then [DONE].
         let s = post(addr, "/v1/chat/completions", &key, json!({

@@ -96,6 +96,21 @@ fn run(input: String) -> Result<String, String> {
             let joined = join([&s, &other]).unwrap_err().to_string();
             json!({ "read": read, "text": text, "join": joined, "other": other.text()? })
         }
+        // The engine's typed rejection of a constraint reaches the guest
+        // as `bad-constraint`, with the compiler's own message, and fails
+        // only the state that asked.
+        "engine-rejects-constraint" => {
+            let s = State::new()?;
+            let other = State::new()?;
+            s.append("Name: ")?;
+            s.generate("name", Gen::new().max_tokens(8).regex("(unclosed"))?;
+            let bad = match s.variable("name") {
+                Err(arbor_guest::Error::Lm(arbor_guest::LmError::BadConstraint(m))) => m,
+                r => return Err(format!("expected bad-constraint, got {r:?}")),
+            };
+            other.append("fine")?;
+            json!({ "bad": bad, "other": other.text()? })
+        }
         other => return Err(format!("unknown scenario {other:?}")),
     };
     Ok(out.to_string())

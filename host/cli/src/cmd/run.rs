@@ -88,7 +88,7 @@ pub fn run(a: Args) -> Result<()> {
             ..Limits::default()
         };
         let opts = RunOptions {
-            namespace: Namespace::new("1"),
+            namespace: Namespace::tenant(1),
             limits,
             ..RunOptions::default()
         };

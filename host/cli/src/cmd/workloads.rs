@@ -261,7 +261,7 @@ async fn drive(s: &Scheduler, programs: &[Program]) -> Result<(Vec<Finished>, f6
                     done[i] = Some((prompt, g.tokens));
                 }
             }
-            Ok::<_, arbor_scheduler::SchedulerError>(out)
+            Ok::<_, arbor_scheduler::RequestError>(out)
         }));
     }
     let mut all = Vec::new();

@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arbor_runtime::{
-    BackendError, ChoiceScore, GenerateOptions, Generated, LmBackend, Namespace, Role, Runtime,
+    RequestError, ChoiceScore, GenerateOptions, Generated, LmBackend, Namespace, Role, Runtime,
     RuntimeConfig, TokenSink,
 };
 use futures::future::BoxFuture;
@@ -113,18 +113,18 @@ impl TokenizerBackend {
 pub const NO_MODEL: &str = "this backend has no language model";
 
 impl LmBackend for TokenizerBackend {
-    fn tokenize(&self, text: &str) -> Result<Vec<u32>, BackendError> {
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>, RequestError> {
         self.tok
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
-            .map_err(|e| BackendError::Engine(e.to_string()))
+            .map_err(|e| RequestError::Engine(e.to_string()))
     }
 
     fn detokenize(&self, ids: &[u32]) -> String {
         self.tok.decode(ids, true).unwrap_or_default()
     }
 
-    fn render_chat_message(&self, role: Role, content: &str) -> Result<String, BackendError> {
+    fn render_chat_message(&self, role: Role, content: &str) -> Result<String, RequestError> {
         let role = match role {
             Role::System => "system",
             Role::User => "user",
@@ -141,8 +141,8 @@ impl LmBackend for TokenizerBackend {
         _: Vec<u32>,
         _: GenerateOptions,
         _: Option<TokenSink>,
-    ) -> BoxFuture<'static, Result<Generated, BackendError>> {
-        Box::pin(async { Err(BackendError::Engine(NO_MODEL.into())) })
+    ) -> BoxFuture<'static, Result<Generated, RequestError>> {
+        Box::pin(async { Err(RequestError::Engine(NO_MODEL.into())) })
     }
 
     fn score_choices(
@@ -150,8 +150,8 @@ impl LmBackend for TokenizerBackend {
         _: Namespace,
         _: Vec<u32>,
         _: Vec<Vec<u32>>,
-    ) -> BoxFuture<'static, Result<Vec<ChoiceScore>, BackendError>> {
-        Box::pin(async { Err(BackendError::Engine(NO_MODEL.into())) })
+    ) -> BoxFuture<'static, Result<Vec<ChoiceScore>, RequestError>> {
+        Box::pin(async { Err(RequestError::Engine(NO_MODEL.into())) })
     }
 }
 

@@ -13,9 +13,8 @@ mod text;
 
 pub use text::TextStream;
 
-use crate::request::{
-    Event, FinishReason, GenerateRequest, SchedulerError, Stop, TokenLogprob, Usage,
-};
+use crate::request::{Event, GenerateRequest, TokenLogprob, Usage};
+use arbor_types::{ConstraintError, Finish, RequestError};
 use arbor_constraint::{FsmState, TokenFsm, Vocab};
 use arbor_engine::sampling::top_logprobs;
 use arbor_engine::{Sampler, Tokenizer};
@@ -47,8 +46,8 @@ pub struct Decoded {
 /// Whether a generation goes on.
 pub enum Next {
     Continue,
-    Finish(FinishReason, Option<Stop>),
-    Fail(SchedulerError),
+    Finish(Finish),
+    Fail(RequestError),
 }
 
 /// The decoding state of one generation.
@@ -122,14 +121,12 @@ impl Decoder {
         let mut complete = false;
         if let Some((f, state)) = &mut self.fsm {
             if is_eos && f.is_accepting(*state) {
-                d.next = Next::Finish(FinishReason::Stop, Some(Stop::EndOfSequence));
+                d.next = Next::Finish(Finish::EndOfSequence);
                 return d;
             }
             let before = *state;
             let Some(next) = f.advance(before, tok) else {
-                d.next = Next::Fail(SchedulerError::Constraint(
-                    "the constraint admits no continuation".into(),
-                ));
+                d.next = Next::Fail(RequestError::Constraint(ConstraintError::NoContinuation));
                 return d;
             };
             *state = next;
@@ -150,10 +147,10 @@ impl Decoder {
             }
             complete = f.is_finished(*state);
         } else if !self.req.ignore_eos && is_eos {
-            d.next = Next::Finish(FinishReason::Stop, Some(Stop::EndOfSequence));
+            d.next = Next::Finish(Finish::EndOfSequence);
             return d;
         } else if self.req.stop_token_ids.contains(&tok) {
-            d.next = Next::Finish(FinishReason::Stop, Some(Stop::StopToken(tok)));
+            d.next = Next::Finish(Finish::StopToken(tok));
             return d;
         }
         for &t in &new {
@@ -171,13 +168,13 @@ impl Decoder {
             }
         }
         if let Some((index, offset)) = self.text.stop() {
-            d.next = Next::Finish(FinishReason::Stop, Some(Stop::StopString { index, offset }));
+            d.next = Next::Finish(Finish::StopString { index, offset });
         } else if complete {
-            d.next = Next::Finish(FinishReason::Stop, Some(Stop::ConstraintComplete));
+            d.next = Next::Finish(Finish::ConstraintComplete);
         } else if self.out.len() >= self.req.max_tokens
             || context_len + d.appended.len() >= ctx.max_context
         {
-            d.next = Next::Finish(FinishReason::Length, None);
+            d.next = Next::Finish(Finish::Length);
         }
         d
     }
@@ -186,8 +183,7 @@ impl Decoder {
     pub fn finish(
         &mut self,
         tok: &Tokenizer,
-        finish: FinishReason,
-        stop: Option<Stop>,
+        finish: Finish,
         mut usage: Usage,
     ) {
         let tail = self.text.finish(tok);
@@ -197,13 +193,12 @@ impl Decoder {
             tail,
             tokens: self.out.clone(),
             finish,
-            stop,
             usage,
         });
     }
 
     /// Sends the error; nothing follows it.
-    pub fn fail(&mut self, e: SchedulerError) {
+    pub fn fail(&mut self, e: RequestError) {
         let _ = self.tx.send(Event::Error(e));
     }
 }

@@ -5,8 +5,8 @@
 mod fake;
 
 use crate::{
-    Constraint, Event, FinishReason, GenerateRequest, Generated, Namespace, Scheduler,
-    SchedulerConfig, ScoreRequest, Stop,
+    Constraint, Event, Finish, GenerateRequest, Generated, Namespace, Scheduler,
+    SchedulerConfig, ScoreRequest,
 };
 use arbor_engine::sampling::log_prob;
 use fake::{FakeEngine, Favourite};
@@ -180,7 +180,7 @@ fn select_scores_every_choice_as_the_model_does_in_chunks_within_the_budget() {
                 "page {page}: {} vs {want}",
                 got.logprob
             );
-            assert_eq!(got.tokens, c.len());
+            assert_eq!(got.tokens as usize, c.len());
         }
         assert!(record.lock().unwrap().max_step_tokens <= 32);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -201,7 +201,7 @@ fn scripted(prompt_len: usize, script: Vec<u32>) -> Favourite {
 fn stream(
     engine: FakeEngine,
     req: GenerateRequest,
-) -> (Vec<String>, String, String, (FinishReason, Option<Stop>)) {
+) -> (Vec<String>, String, String, Finish) {
     let s = Scheduler::start(engine, checked());
     let mut st = s.generate(req).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -215,9 +215,8 @@ fn stream(
                 text,
                 tail,
                 finish,
-                stop,
                 ..
-            } => return (deltas, text, tail, (finish, stop)),
+            } => return (deltas, text, tail, finish),
             Event::Error(e) => panic!("{e}"),
         }
     }
@@ -242,11 +241,11 @@ fn stop_strings_are_found_across_token_boundaries_and_never_streamed() {
         let want =
             &"alpha beta STOP gamma delta"[.."alpha beta STOP gamma delta".find(stop).unwrap()];
         assert_eq!(text, want, "stop {stop:?}");
-        let typed = Stop::StopString {
+        let typed = Finish::StopString {
             index: 0,
             offset: want.len(),
         };
-        assert_eq!(finish, (FinishReason::Stop, Some(typed)));
+        assert_eq!(finish, typed);
         assert_eq!(
             deltas.concat() + &tail,
             text,
@@ -256,7 +255,7 @@ fn stop_strings_are_found_across_token_boundaries_and_never_streamed() {
     // A stop string's prefix at the end is held back, then flushed as the tail.
     let (deltas, text, tail, finish) = go(&["delta!"]);
     assert_eq!(text, "alpha beta STOP gamma delta");
-    assert_eq!(finish, (FinishReason::Length, None));
+    assert_eq!(finish, Finish::Length);
     assert!(tail.ends_with("delta"), "{tail:?}");
     assert_eq!(deltas.concat() + &tail, text);
 }
@@ -287,8 +286,7 @@ fn jump_forward_appends_forced_text_without_steps_of_its_own() {
     let re = regex::Regex::new(&format!("^{regex}$")).unwrap();
     for g in [&on, &off] {
         assert!(re.is_match(&g.text), "{:?}", g.text);
-        assert_eq!(g.finish, FinishReason::Stop);
-        assert_eq!(g.stop, Some(Stop::ConstraintComplete));
+        assert_eq!(g.finish, Finish::ConstraintComplete);
     }
     assert!(jumped > 0 && none == 0);
     assert!(steps_on < steps_off, "{steps_on} vs {steps_off}");
@@ -380,7 +378,7 @@ fn requests_that_cannot_fit_are_refused_with_their_size() {
     assert!(
         matches!(
             r,
-            Err(crate::SchedulerError::TooLarge {
+            Err(crate::RequestError::TooLarge {
                 needed: 81,
                 pool: 64
             })
@@ -417,7 +415,7 @@ fn a_request_that_fails_the_engine_fails_alone() {
     assert_eq!(tokens(&got), tokens(&want));
     let bad = bad.blocking_collect();
     assert!(
-        matches!(bad, Err(crate::SchedulerError::Engine(_))),
+        matches!(bad, Err(crate::RequestError::Engine(_))),
         "{bad:?}"
     );
     assert_eq!(s.stats().engine_failures, 1);

@@ -15,7 +15,7 @@ use crate::sse;
 use crate::state::AppState;
 use arbor_scheduler::{ChatMessage, SamplingParams};
 use arbor_scheduler::{
-    Constraint, Event, FinishReason, GenerateRequest, GenerationStream, MAX_TOP_LOGPROBS, Namespace,
+    Constraint, Event, Finish, GenerateRequest, GenerationStream, MAX_TOP_LOGPROBS, Namespace,
 };
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -367,11 +367,8 @@ async fn execute(state: Arc<AppState>, tenant: Tenant, plan: Plan) -> Result<Res
     }
 }
 
-fn finish_str(f: FinishReason) -> &'static str {
-    match f {
-        FinishReason::Length => "length",
-        FinishReason::Stop => "stop",
-    }
+fn finish_str(f: Finish) -> &'static str {
+    f.openai_reason()
 }
 
 fn charge(state: &AppState, tenant: &Tenant, usage: &UsageOut, reservation: Reservation) {

@@ -25,6 +25,10 @@ struct Fixture {
     prefix: Vec<u32>,
     suffixes: [Vec<u32>; 2],
     fork_refs: Vec<RefResult>,
+    /// A prompt long enough that its prefill is run apart from short rows
+    /// (the engine's attention groups), and its reference.
+    very_long: Vec<u32>,
+    very_long_ref: RefResult,
 }
 
 impl Fixture {
@@ -81,11 +85,14 @@ fn fixture() -> &'static Fixture {
         ];
         let suffixes = [tok.encode(" Then the fox ran away.").unwrap(), tok.encode(" The end.").unwrap()];
         assert_ne!(suffixes[0].len(), suffixes[1].len(), "suffixes of different lengths make the batch ragged");
+        let very_long: Vec<u32> = long.iter().cycle().take(320).copied().collect();
         let mut all = prompts.clone();
         all.extend(suffixes.iter().map(|s| [long.as_slice(), s].concat()));
+        all.push(very_long.clone());
         let mut refs = reference(&dir.join("hf"), &all, STEPS).expect("reference forward pass");
+        let very_long_ref = refs.pop().expect("the very long prompt's reference");
         let fork_refs = refs.split_off(prompts.len());
-        Fixture { dir, prompts, refs, prefix: long, suffixes, fork_refs }
+        Fixture { dir, prompts, refs, prefix: long, suffixes, fork_refs, very_long, very_long_ref }
     })
 }
 
@@ -113,6 +120,30 @@ fn all_prompts_in_one_ragged_batch() {
     let prompts: Vec<&[u32]> = f.prompts.iter().map(|p| p.as_slice()).collect();
     let got = greedy_generate(&mut engine, &prompts, STEPS, 512).unwrap();
     compare_greedy(&got, &cases, "generate, batched").unwrap();
+}
+
+#[test]
+fn a_long_prefill_runs_apart_from_short_rows_and_stays_exact() {
+    // Padded together, every short row would be padded to the long
+    // prompt's 320 queries; the engine runs them as separate attention
+    // groups within the step and merges their logits back in batch order.
+    let f = fixture();
+    let mut engine = f.engine();
+    let mut cases = f.cases();
+    cases.insert(
+        2,
+        Case {
+            prompt: &f.very_long,
+            reference: &f.very_long_ref,
+        },
+    );
+    let before = engine.stats().forward_passes;
+    run_checked(&mut engine, &cases, usize::MAX, Rows::Last, STEPS).unwrap();
+    let passes = engine.stats().forward_passes - before;
+    assert!(
+        passes > STEPS as u64,
+        "the prefill step was not split: {passes} passes for {STEPS} steps"
+    );
 }
 
 #[test]

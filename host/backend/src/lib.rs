@@ -8,7 +8,9 @@
 use arbor_runtime::{
     ChoiceScore, GenerateOptions, Generated, LmBackend, Namespace, RequestError, Role, TokenSink,
 };
-use arbor_scheduler::{ChatMessage, Event, GenerateRequest, SamplingParams, Scheduler, ScoreRequest};
+use arbor_scheduler::{
+    ChatMessage, Event, GenerateRequest, SamplingParams, Scheduler, ScoreRequest,
+};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 

@@ -442,11 +442,7 @@ impl Worker {
                 choices.len()
             )));
         }
-        let index = best_choice(
-            scores
-                .iter()
-                .map(|s| s.normalized()),
-        );
+        let index = best_choice(scores.iter().map(|s| s.normalized()));
         let (text, chosen) = choices.swap_remove(index);
         Ok(Effect {
             tokens: chosen,

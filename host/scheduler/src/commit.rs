@@ -11,9 +11,9 @@ use crate::decoder::{DecodeCtx, Next};
 use crate::engine::Step;
 use crate::job::{Job, Work};
 use crate::plan::{Plan, Row, RowKind};
-use arbor_types::RequestError;
 use arbor_engine::sampling::log_prob;
 use arbor_engine::{BatchEntry, ForwardOutput};
+use arbor_types::RequestError;
 
 impl Core {
     /// Runs the plan on the engine and commits the result.
@@ -136,9 +136,7 @@ impl Core {
         };
         match next {
             Next::Continue => {}
-            Next::Finish(f) => {
-                finish_gen(&mut self.kv, &self.tokenizer, &mut self.stats, job, f)
-            }
+            Next::Finish(f) => finish_gen(&mut self.kv, &self.tokenizer, &mut self.stats, job, f),
             Next::Fail(e) => fail_job(&mut self.kv, job, e),
         }
     }

@@ -4,10 +4,10 @@ use crate::config::SchedulerConfig;
 use crate::core::{Command, Core, PoolAudit};
 use crate::engine::StepEngine;
 use crate::request::{Event, GenerateRequest, MAX_TOP_LOGPROBS, ScoreRequest, TokenLogprob, Usage};
-use arbor_types::{ChoiceScore, Constraint, ConstraintError, Finish, RequestError};
 use crate::stats::SchedulerStats;
 use arbor_constraint::{ConstraintCache, Limits, SchemaOptions, TokenFsm, Vocab};
 use arbor_engine::{Engine, Tokenizer};
+use arbor_types::{ChoiceScore, Constraint, ConstraintError, Finish, RequestError};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
@@ -77,10 +77,7 @@ impl GenerationStream {
 
 /// The outcome an event ends a generation with, if it ends it; token
 /// log-probabilities accumulate in `logprobs` until then.
-fn ending(
-    ev: Event,
-    logprobs: &mut Vec<TokenLogprob>,
-) -> Option<Result<Generated, RequestError>> {
+fn ending(ev: Event, logprobs: &mut Vec<TokenLogprob>) -> Option<Result<Generated, RequestError>> {
     match ev {
         Event::Token { logprob, .. } => {
             logprobs.extend(logprob);
@@ -137,9 +134,7 @@ impl Scheduler {
         std::thread::Builder::new()
             .name("arbor-scheduler".into())
             .spawn(move || core.run(rx))
-            .map_err(|e| {
-                RequestError::Engine(format!("cannot start the scheduler thread: {e}"))
-            })?;
+            .map_err(|e| RequestError::Engine(format!("cannot start the scheduler thread: {e}")))?;
         Ok(Scheduler {
             tx,
             stats,
@@ -283,9 +278,10 @@ impl Scheduler {
             .send(Command::Shutdown(tx))
             .map_err(|_| RequestError::Cancelled)?;
         let engine = rx.blocking_recv().map_err(|_| RequestError::Cancelled)?;
-        engine.downcast::<E>().map(|e| *e).map_err(|_| {
-            RequestError::Invalid("the scheduler runs another kind of engine".into())
-        })
+        engine
+            .downcast::<E>()
+            .map(|e| *e)
+            .map_err(|_| RequestError::Invalid("the scheduler runs another kind of engine".into()))
     }
 
     /// The latest statistics.

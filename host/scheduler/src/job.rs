@@ -6,8 +6,8 @@
 
 use crate::decoder::Decoder;
 use crate::request::{ScoreRequest, Usage};
-use arbor_types::{ChoiceScore, RequestError};
 use arbor_kvcache::{Namespace, SeqKv};
+use arbor_types::{ChoiceScore, RequestError};
 use tokio::sync::oneshot;
 
 /// The reply channel of a `select`.

@@ -40,7 +40,5 @@ pub use engine::{Step, StepEngine};
 pub use handle::{Generated, GenerationStream, Scheduler};
 pub use open::ModelOptions;
 pub use policy::Policy;
-pub use request::{
-    Event, GenerateRequest, MAX_TOP_LOGPROBS, ScoreRequest, TokenLogprob, Usage,
-};
+pub use request::{Event, GenerateRequest, MAX_TOP_LOGPROBS, ScoreRequest, TokenLogprob, Usage};
 pub use stats::SchedulerStats;

@@ -6,7 +6,7 @@ mod common;
 
 use arbor_engine::SamplingParams;
 use arbor_scheduler::{
-    Constraint, Event, GenerateRequest, Namespace, SchedulerConfig, RequestError,
+    Constraint, Event, GenerateRequest, Namespace, RequestError, SchedulerConfig,
 };
 
 const REGEXES: &[&str] = &[

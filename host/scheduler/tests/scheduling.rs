@@ -5,7 +5,7 @@ mod common;
 
 use arbor_engine::sampling::log_prob;
 use arbor_engine::{BatchEntry, Engine, EngineOptions, Logits};
-use arbor_scheduler::{GenerateRequest, Namespace, SchedulerConfig, RequestError, ScoreRequest};
+use arbor_scheduler::{GenerateRequest, Namespace, RequestError, SchedulerConfig, ScoreRequest};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arbor_runtime::{
-    RequestError, ChoiceScore, GenerateOptions, Generated, LmBackend, Namespace, Role, Runtime,
+    ChoiceScore, GenerateOptions, Generated, LmBackend, Namespace, RequestError, Role, Runtime,
     RuntimeConfig, TokenSink,
 };
 use futures::future::BoxFuture;

@@ -14,10 +14,10 @@ mod text;
 pub use text::TextStream;
 
 use crate::request::{Event, GenerateRequest, TokenLogprob, Usage};
-use arbor_types::{ConstraintError, Finish, RequestError};
 use arbor_constraint::{FsmState, TokenFsm, Vocab};
 use arbor_engine::sampling::top_logprobs;
 use arbor_engine::{Sampler, Tokenizer};
+use arbor_types::{ConstraintError, Finish, RequestError};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -180,12 +180,7 @@ impl Decoder {
     }
 
     /// Sends `Done` with the final text and accounting.
-    pub fn finish(
-        &mut self,
-        tok: &Tokenizer,
-        finish: Finish,
-        mut usage: Usage,
-    ) {
+    pub fn finish(&mut self, tok: &Tokenizer, finish: Finish, mut usage: Usage) {
         let tail = self.text.finish(tok);
         usage.completion_tokens = self.out.len();
         let _ = self.tx.send(Event::Done {

@@ -5,8 +5,8 @@
 mod fake;
 
 use crate::{
-    Constraint, Event, Finish, GenerateRequest, Generated, Namespace, Scheduler,
-    SchedulerConfig, ScoreRequest,
+    Constraint, Event, Finish, GenerateRequest, Generated, Namespace, Scheduler, SchedulerConfig,
+    ScoreRequest,
 };
 use arbor_engine::sampling::log_prob;
 use fake::{FakeEngine, Favourite};
@@ -198,10 +198,7 @@ fn scripted(prompt_len: usize, script: Vec<u32>) -> Favourite {
 
 /// Runs one request and returns its deltas and the Done event's text, tail
 /// and finish.
-fn stream(
-    engine: FakeEngine,
-    req: GenerateRequest,
-) -> (Vec<String>, String, String, Finish) {
+fn stream(engine: FakeEngine, req: GenerateRequest) -> (Vec<String>, String, String, Finish) {
     let s = Scheduler::start(engine, checked());
     let mut st = s.generate(req).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -212,10 +209,7 @@ fn stream(
         match rt.block_on(st.next()).expect("an ending event") {
             Event::Token { text, .. } => deltas.push(text),
             Event::Done {
-                text,
-                tail,
-                finish,
-                ..
+                text, tail, finish, ..
             } => return (deltas, text, tail, finish),
             Event::Error(e) => panic!("{e}"),
         }

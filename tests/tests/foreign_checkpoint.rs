@@ -7,7 +7,8 @@
 
 use arbor_engine::config::{Family, RopeScaling};
 use arbor_engine::engine::Engine;
-use arbor_engine::export::{ModelMeta, WeightDtype, export_from};
+use arbor_engine::{ModelMeta, WeightDtype};
+use arbor_export::export_from;
 use arbor_tests::{
     Case, RefResult, Rows, compare_greedy, greedy_generate, reference, run_checked, run_python,
     scratch_dir, test_options,

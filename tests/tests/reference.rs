@@ -2,9 +2,9 @@
 //! float64 NumPy reference: alone, batched, chunked, with forked prefixes,
 //! with every logit row, and through hand-assigned pool slots.
 
-use arbor_engine::Preset;
 use arbor_engine::engine::{BatchEntry, Engine, Logits};
-use arbor_engine::export::{WeightDtype, export_random};
+use arbor_engine::{Preset, WeightDtype};
+use arbor_export::export_random;
 use arbor_tests::sequence::Sequences;
 use arbor_tests::{
     Case, RefResult, Rows, argmax, check_steps, compare_greedy, compare_logits, compare_token,

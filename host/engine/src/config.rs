@@ -344,17 +344,15 @@ impl ModelConfig {
 }
 
 /// Named random-model sizes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
     /// A few MB: tests and the demo.
     Tiny,
     /// About 25M parameters: CPU benchmarks.
     Small,
     /// The shape of Llama-3.2-1B (float16 by default): GPU benchmarks.
-    #[value(name = "llama-3.2-1b")]
     Llama32_1b,
     /// The shape of Llama-2-7B (float16 by default): GPU benchmarks.
-    #[value(name = "llama-2-7b")]
     Llama2_7b,
 }
 

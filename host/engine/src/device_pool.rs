@@ -17,10 +17,10 @@
 //! named as some sequence's history or new tokens, and every such slot was
 //! written by the step that computed it.
 
-use crate::export::WeightDtype;
+use crate::format::WeightDtype;
 use crate::kv_pool::pool_row;
-use crate::onnx::{Dim, ElemType, Graph};
 use anyhow::{Context, Result, anyhow, bail};
+use arbor_onnx::{Dim, ElemType, Graph};
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{IoBinding, Session};
@@ -204,5 +204,5 @@ fn writer_graph(dtype: ElemType, kv_heads: i64, head_dim: i64) -> Vec<u8> {
         dtype,
         pool(),
     );
-    g.to_model_bytes(crate::graph::OPSET, "arbor", "KV pool writer")
+    g.to_model_bytes(arbor_onnx::OPSET, "arbor", "KV pool writer")
 }

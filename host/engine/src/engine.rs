@@ -8,7 +8,7 @@
 
 use crate::config::ModelConfig;
 use crate::device_pool::DevicePool;
-use crate::export::{FORMAT_VERSION, ModelMeta};
+use crate::format::{FORMAT_VERSION, ModelMeta};
 use crate::kv_pool::{KvPool, pool_row};
 use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result, anyhow, bail};
@@ -187,7 +187,7 @@ impl Engine {
         let weights = dir.join("weights.bin");
         let (have, want) = (
             std::fs::metadata(&weights)?.len(),
-            crate::export::weights_len(cfg, meta.dtype),
+            crate::format::weights_len(cfg, meta.dtype),
         );
         if have != want {
             bail!(

@@ -5,7 +5,7 @@
 //! tensor, never copied); the graph returns only the new tokens' K/V rows,
 //! which [`KvPool::write`] stores into their slots.
 
-use crate::export::WeightDtype;
+use crate::format::WeightDtype;
 use anyhow::{Result, bail};
 use ort::session::SessionInputValue;
 use ort::value::{DynValue, TensorRef};

@@ -2,8 +2,8 @@
 
 #![allow(dead_code)]
 
-use arbor_engine::export::{WeightDtype, export_random};
-use arbor_engine::{Engine, EngineOptions, Preset};
+use arbor_engine::{Engine, EngineOptions, Preset, WeightDtype};
+use arbor_export::export_random;
 use arbor_scheduler::{Scheduler, SchedulerConfig};
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -1,9 +1,9 @@
 //! `arbor bench`: throughput measurements, one subcommand per workload.
 
+use super::choices::PresetArg;
 use anyhow::{Context, Result, bail};
-use arbor_engine::Preset;
 use arbor_engine::engine::{BatchEntry, Device, Engine, EngineOptions, Logits};
-use arbor_engine::export::{self, WeightDtype};
+use arbor_engine::{Preset, WeightDtype};
 use clap::ValueEnum;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -48,7 +48,7 @@ pub struct EngineArgs {
     model: Option<PathBuf>,
     /// Random-weight preset, kept in <models-dir>/<preset>.
     #[arg(long, group = "model_source", value_enum)]
-    preset: Option<Preset>,
+    preset: Option<PresetArg>,
     /// Where preset models are kept (made if missing).
     #[arg(long, default_value = "models")]
     models_dir: PathBuf,
@@ -114,7 +114,7 @@ fn engine(a: EngineArgs) -> Result<()> {
     }
     let models: Vec<(String, PathBuf)> = match (&a.model, a.preset) {
         (Some(dir), _) => vec![(dir.display().to_string(), dir.clone())],
-        (None, Some(p)) => vec![preset_model(p, &a.models_dir)?],
+        (None, Some(p)) => vec![preset_model(p.into(), &a.models_dir)?],
         (None, None) => vec![
             preset_model(Preset::Tiny, &a.models_dir)?,
             preset_model(Preset::Small, &a.models_dir)?,
@@ -146,7 +146,7 @@ fn engine(a: EngineArgs) -> Result<()> {
 
 /// The model directory of a preset, exported (seed 0, as `arbor demo`) if missing.
 fn preset_model(p: Preset, models_dir: &Path) -> Result<(String, PathBuf)> {
-    let name = p
+    let name = PresetArg::from(p)
         .to_possible_value()
         .map(|v| v.get_name().to_string())
         .unwrap_or_else(|| format!("{p:?}"));
@@ -160,7 +160,7 @@ fn preset_model(p: Preset, models_dir: &Path) -> Result<(String, PathBuf)> {
             Preset::Tiny | Preset::Small => WeightDtype::F32,
             _ => WeightDtype::F16,
         };
-        export::export_random(p, 0, &dir, dtype)?;
+        arbor_export::export_random(p, 0, &dir, dtype)?;
     }
     Ok((name, dir))
 }

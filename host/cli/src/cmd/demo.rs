@@ -1,8 +1,7 @@
 //! `arbor demo`.
 
 use anyhow::Result;
-use arbor_engine::export::{self, WeightDtype};
-use arbor_engine::{Engine, EngineOptions, Preset, SamplingParams};
+use arbor_engine::{Engine, EngineOptions, Preset, SamplingParams, WeightDtype};
 use arbor_scheduler::{GenerateRequest, Namespace, Scheduler, SchedulerConfig};
 use std::path::PathBuf;
 
@@ -21,7 +20,7 @@ pub fn run(a: Args) -> Result<()> {
             "making the tiny random-weight model in {} ...",
             a.model.display()
         );
-        export::export_random(Preset::Tiny, 0, &a.model, WeightDtype::F32)?;
+        arbor_export::export_random(Preset::Tiny, 0, &a.model, WeightDtype::F32)?;
     }
     let engine = Engine::open(
         &a.model,

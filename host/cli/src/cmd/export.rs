@@ -1,8 +1,8 @@
 //! `arbor export`.
 
+use super::choices::{DtypeArg, PresetArg};
 use anyhow::{Result, bail};
-use arbor_engine::Preset;
-use arbor_engine::export::{self, WeightDtype};
+use arbor_engine::{Preset, WeightDtype};
 use std::path::PathBuf;
 
 /// Make an Arbor model directory from a Hugging Face checkpoint or a random-weight preset.
@@ -22,7 +22,7 @@ pub struct Args {
     from: Option<PathBuf>,
     /// Random-weight preset.
     #[arg(long, group = "source", value_enum)]
-    random: Option<Preset>,
+    random: Option<PresetArg>,
     /// Seed for --random.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -32,21 +32,22 @@ pub struct Args {
     /// Weight and KV dtype: f32 for the CPU; f16 or bf16 for CUDA. Default:
     /// f32, except f16 for the GPU-sized presets.
     #[arg(long, value_enum)]
-    dtype: Option<WeightDtype>,
+    dtype: Option<DtypeArg>,
 }
 
 pub fn run(a: Args) -> Result<()> {
     let t0 = std::time::Instant::now();
-    let meta = match (a.from, a.random) {
+    let dtype = a.dtype.map(WeightDtype::from);
+    let meta = match (a.from, a.random.map(Preset::from)) {
         (Some(from), None) => {
-            export::export_from(&from, &a.out, a.dtype.unwrap_or(WeightDtype::F32))?
+            arbor_export::export_from(&from, &a.out, dtype.unwrap_or(WeightDtype::F32))?
         }
         (None, Some(p)) => {
             let default = match p {
                 Preset::Tiny | Preset::Small => WeightDtype::F32,
                 _ => WeightDtype::F16,
             };
-            export::export_random(p, a.seed, &a.out, a.dtype.unwrap_or(default))?
+            arbor_export::export_random(p, a.seed, &a.out, dtype.unwrap_or(default))?
         }
         _ => bail!("give exactly one of --from and --random"),
     };

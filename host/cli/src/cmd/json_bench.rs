@@ -1,8 +1,7 @@
 //! `arbor bench json`: JSON decoding under a schema, jump-forward on vs off.
 
 use anyhow::Result;
-use arbor_engine::export::{self, WeightDtype};
-use arbor_engine::{Engine, EngineOptions, Preset, SamplingParams};
+use arbor_engine::{Engine, EngineOptions, Preset, SamplingParams, WeightDtype};
 use arbor_scheduler::{Constraint, GenerateRequest, Namespace, Scheduler, SchedulerConfig};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -52,7 +51,7 @@ pub fn run(a: JsonArgs) -> Result<()> {
         None => {
             let m = PathBuf::from("models/tiny");
             if arbor_engine::engine::read_meta(&m).is_err() {
-                export::export_random(Preset::Tiny, 0, &m, WeightDtype::F32)?;
+                arbor_export::export_random(Preset::Tiny, 0, &m, WeightDtype::F32)?;
             }
             m
         }

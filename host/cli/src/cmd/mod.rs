@@ -1,6 +1,7 @@
 //! Subcommands.
 
 mod bench;
+mod choices;
 mod demo;
 mod export;
 mod generate;

@@ -3,8 +3,7 @@
 //! on and then off, side by side in one process.
 
 use anyhow::{Context, Result};
-use arbor_engine::export::{self, WeightDtype};
-use arbor_engine::{Device, Engine, EngineOptions, Preset, SamplingParams};
+use arbor_engine::{Device, Engine, EngineOptions, Preset, SamplingParams, WeightDtype};
 use arbor_scheduler::{GenerateRequest, Namespace, Policy, Scheduler, SchedulerConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -316,7 +315,7 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
             let m = PathBuf::from("models/tiny");
             if arbor_engine::engine::read_meta(&m).is_err() {
                 eprintln!("making the tiny model in {} ...", m.display());
-                export::export_random(Preset::Tiny, 0, &m, WeightDtype::F32)?;
+                arbor_export::export_random(Preset::Tiny, 0, &m, WeightDtype::F32)?;
             }
             m
         }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use arbor_backend::SchedulerBackend;
-use arbor_engine::export::{WeightDtype, export_random};
-use arbor_engine::{Engine, EngineOptions, Preset};
+use arbor_engine::{Engine, EngineOptions, Preset, WeightDtype};
+use arbor_export::export_random;
 use arbor_scheduler::{Scheduler, SchedulerConfig};
 
 fn tiny_model() -> PathBuf {

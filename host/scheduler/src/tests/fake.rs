@@ -53,7 +53,7 @@ pub fn tokenizer() -> Arc<Tokenizer> {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let d = tempfile::tempdir().expect("tempdir");
-        arbor_engine::tokenizer::train_byte_level_bpe(d.path(), 512).expect("train tokenizer");
+        arbor_export::tokenizer::train_byte_level_bpe(d.path(), 512).expect("train tokenizer");
         d
     });
     Arc::new(Tokenizer::load(dir.path(), &[], None).expect("load tokenizer"))

@@ -5,8 +5,8 @@
 
 #![allow(dead_code)]
 
-use arbor_engine::Preset;
-use arbor_engine::export::{WeightDtype, export_random};
+use arbor_engine::{Preset, WeightDtype};
+use arbor_export::export_random;
 use arbor_server::{Quotas, Server, ServerConfig};
 use serde_json::Value;
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 //! The forward graph of a Llama-family model over a ragged batch, with a
-//! token-granular KV pool, in standard ONNX ops (opset 17) plus two fused
+//! token-granular KV pool, in standard ONNX ops (opset 17, [`arbor_onnx::OPSET`]) plus two fused
 //! ONNX Runtime operators that have CPU and CUDA kernels alike
 //! (`SimplifiedLayerNormalization`, `com.microsoft.RotaryEmbedding`), so one
 //! exported model runs on either device.
@@ -28,13 +28,10 @@
 //!
 //! Outputs: `logits [P, V] f32`, `new_k`, `new_v [L, T, KVH, HD]`.
 
-use crate::config::ModelConfig;
-use crate::onnx::{Attr, Dim, ElemType, Graph, TensorData};
 use anyhow::{Context, Result};
+use arbor_engine::ModelConfig;
+use arbor_onnx::{Attr, Dim, ElemType, Graph, TensorData};
 use std::collections::HashMap;
-
-/// The opset the graph is written against.
-pub const OPSET: i64 = 17;
 
 /// Weights by Hugging Face tensor name, already in the graph's dtype.
 pub type Weights = HashMap<String, (Vec<i64>, TensorData)>;

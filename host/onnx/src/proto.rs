@@ -12,10 +12,12 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    /// An empty message.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The encoded message.
     pub fn finish(self) -> Vec<u8> {
         self.buf
     }
@@ -51,6 +53,7 @@ impl Encoder {
         self.buf.extend_from_slice(v);
     }
 
+    /// A length-delimited UTF-8 string field.
     pub fn string(&mut self, field: u32, v: &str) {
         self.bytes(field, v.as_bytes());
     }

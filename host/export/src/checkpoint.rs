@@ -1,41 +1,13 @@
-//! Hugging Face checkpoints: the tensor names and shapes of a Llama-family
-//! model, reading (single or sharded safetensors) and writing.
+//! Hugging Face checkpoints of Llama-family models: reading (single or
+//! sharded safetensors, mapped into memory) and writing. The tensor names and
+//! shapes a checkpoint must hold are the engine's [`expected_tensors`].
 
-use crate::config::ModelConfig;
 use anyhow::{Context, Result, bail};
+use arbor_engine::ModelConfig;
+use arbor_engine::format::expected_tensors;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// Every tensor the graph needs, by Hugging Face name, with its expected shape.
-pub fn expected_tensors(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
-    let (d, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
-    let q = cfg.num_heads * cfg.head_dim;
-    let kv = cfg.num_kv_heads * cfg.head_dim;
-    let mut out = vec![("model.embed_tokens.weight".to_string(), vec![v, d])];
-    for l in 0..cfg.num_layers {
-        let p = format!("model.layers.{l}");
-        out.push((format!("{p}.input_layernorm.weight"), vec![d]));
-        out.push((format!("{p}.self_attn.q_proj.weight"), vec![q, d]));
-        out.push((format!("{p}.self_attn.k_proj.weight"), vec![kv, d]));
-        out.push((format!("{p}.self_attn.v_proj.weight"), vec![kv, d]));
-        if cfg.attention_bias {
-            out.push((format!("{p}.self_attn.q_proj.bias"), vec![q]));
-            out.push((format!("{p}.self_attn.k_proj.bias"), vec![kv]));
-            out.push((format!("{p}.self_attn.v_proj.bias"), vec![kv]));
-        }
-        out.push((format!("{p}.self_attn.o_proj.weight"), vec![d, q]));
-        out.push((format!("{p}.post_attention_layernorm.weight"), vec![d]));
-        out.push((format!("{p}.mlp.gate_proj.weight"), vec![i, d]));
-        out.push((format!("{p}.mlp.up_proj.weight"), vec![i, d]));
-        out.push((format!("{p}.mlp.down_proj.weight"), vec![d, i]));
-    }
-    out.push(("model.norm.weight".to_string(), vec![d]));
-    if !cfg.tie_word_embeddings {
-        out.push(("lm_head.weight".to_string(), vec![v, d]));
-    }
-    out
-}
 
 /// The safetensors files of a checkpoint directory, mapped into memory.
 pub struct Checkpoint {

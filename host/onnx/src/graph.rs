@@ -9,24 +9,33 @@ use super::proto::Encoder;
 /// ONNX tensor element types used by Arbor (values of `TensorProto.DataType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ElemType {
+    /// `FLOAT`.
     F32 = 1,
+    /// `INT64`.
     I64 = 7,
+    /// `FLOAT16`.
     F16 = 10,
+    /// `BFLOAT16`.
     Bf16 = 16,
 }
 
 /// A dimension of a graph input or output.
 #[derive(Clone, Debug)]
 pub enum Dim {
+    /// A size known when the graph is built.
     Fixed(i64),
+    /// A symbolic size, fixed per run (the same name means the same size).
     Named(&'static str),
 }
 
 /// An attribute value of a node.
 #[derive(Clone, Debug)]
 pub enum Attr {
+    /// An `INT` attribute.
     Int(i64),
+    /// A `FLOAT` attribute.
     Float(f32),
+    /// An `INTS` attribute.
     Ints(Vec<i64>),
 }
 
@@ -37,8 +46,11 @@ pub enum TensorData {
     Inline(Vec<u8>),
     /// A byte range of a file beside the model, by relative path.
     External {
+        /// The file, relative to the model's directory.
         location: String,
+        /// Byte offset of the tensor in the file.
         offset: u64,
+        /// Byte length of the tensor.
         length: u64,
     },
 }
@@ -75,6 +87,7 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// An empty graph.
     pub fn new() -> Self {
         Self::default()
     }

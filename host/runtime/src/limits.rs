@@ -13,7 +13,11 @@ pub struct Limits {
     pub max_memory_bytes: usize,
     /// Wall-clock time the run may take, waiting on the model included.
     pub deadline: Duration,
-    /// States the guest may hold at once.
+    /// States the guest may hold at once. The default, 512, holds a search
+    /// tree that forks 4 ways to depth 4 with every level kept alive
+    /// (1 + 4 + 16 + 64 + 256 = 341 states); a state costs the host a few
+    /// hundred bytes plus the KV its tokens occupy, which is shared with
+    /// its parent.
     pub max_live_states: u32,
     /// Tokens generated over the whole run.
     pub max_generated_tokens: u64,
@@ -36,7 +40,7 @@ impl Default for Limits {
         Limits {
             max_memory_bytes: 64 << 20,
             deadline: Duration::from_secs(60),
-            max_live_states: 256,
+            max_live_states: 512,
             max_generated_tokens: 65_536,
             max_state_tokens: 32_768,
             max_queued_commands: 1024,

@@ -211,3 +211,28 @@ async fn the_engines_constraint_error_reaches_the_guest_typed() {
     assert!(bad.starts_with("invalid regex syntax:"), "{bad}");
     assert_eq!(v["other"], "fine");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_four_by_four_fork_tree_fits_the_default_limits() {
+    let (rt, _) = runtime();
+    let out = run(&rt, "shapes", "fork-tree 4 4 2").await;
+    let v: Value =
+        serde_json::from_str(&out.output.unwrap_or_else(|e| panic!("{e}\n{}", out.log))).unwrap();
+    assert_eq!(v["leaves"], 256);
+    assert_eq!(v["live_states"], 341);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_select_among_twenty_long_choices_succeeds() {
+    let (rt, backend) = runtime();
+    let out = run(&rt, "shapes", "select 20 70").await;
+    let pick: u32 = out
+        .output
+        .unwrap_or_else(|e| panic!("{e}\n{}", out.log))
+        .parse()
+        .unwrap();
+    assert!(pick < 20);
+    // Every choice was scored within the engine's limits, in several steps.
+    let stats = arbor_runtime::LmBackend::stats(backend.as_ref());
+    assert_eq!(stats["engine_failures"], 0, "{stats}");
+}

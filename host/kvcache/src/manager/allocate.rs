@@ -35,11 +35,12 @@ impl KvManager {
     /// panics: `new_len` is clamped to the positions this sequence computed
     /// itself since it was admitted, forked or last committed (so to at
     /// least `cached_len()`), because the cache or a fork may read the
-    /// others.
+    /// others; and it is clamped past every position a fork's copy on write
+    /// has still to read, until that copy has run.
     pub fn truncate(&mut self, seq: &mut SeqKv, new_len: usize) {
         self.check_owner(seq);
         self.unpin_if_done(seq);
-        let new_len = new_len.clamp(seq.floor, seq.len());
+        let new_len = new_len.clamp(self.droppable_from(seq), seq.len());
         if new_len == seq.len() {
             return;
         }
@@ -55,5 +56,22 @@ impl KvManager {
         }
         seq.slots.truncate(new_len);
         seq.held.truncate(new_len);
+    }
+
+    /// The first position `truncate` may drop: past the floor, and past the
+    /// last position whose slot has an owner besides `seq`. Above the floor
+    /// that owner can only be a fork's pin on a copy source (forks share
+    /// only pages below their parent's floor, the tree only slots below
+    /// it), i.e. a copy not known to have run (pins go at the fork's next
+    /// manager call after its copies were taken). Dropping such a position
+    /// would keep the slot alive for the copy but, when it lies in the page
+    /// `seq` keeps, hand it back to `seq` as tail: the next `allocate`
+    /// would give it out for a new position and the engine would overwrite
+    /// the source before the fork had copied it.
+    fn droppable_from(&self, seq: &SeqKv) -> usize {
+        (seq.floor..seq.len())
+            .rev()
+            .find(|&i| self.pages.holders(seq.slots[i]) > 1)
+            .map_or(seq.floor, |i| i + 1)
     }
 }

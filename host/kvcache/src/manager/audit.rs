@@ -111,6 +111,14 @@ impl KvManager {
             let h = self.pages.holders(s as u32);
             ensure!(h == e, "slot {s}: {h} owners recorded, {e} found");
         }
+        let mut pinned = vec![0u32; self.pool_slots()];
+        for s in seqs.iter().flat_map(|seq| &seq.pins) {
+            pinned[*s as usize] += 1;
+        }
+        for (k, seq) in seqs.iter().enumerate() {
+            self.check_writable(seq, &pinned)
+                .map_err(|e| format!("sequence {k}: {e}"))?;
+        }
         for (&node, &n) in &locks {
             let held = self.cache.lock_count(node).map_err(|e| e.to_string())?;
             ensure!(held == n, "node {node:?}: {held} locks, {n} sequences");
@@ -121,6 +129,29 @@ impl KvManager {
             total == in_tree,
             "{in_tree} locks in the tree, {total} held by sequences"
         );
+        Ok(())
+    }
+
+    /// What `seq` may still write or drop is nobody else's: positions
+    /// `floor..` are shared only with pins of pending copies (`pinned[s]`
+    /// counts all sequences' pins of slot `s`), never with the tree; its
+    /// tail, written next, has no other owner at all.
+    fn check_writable(&self, seq: &SeqKv, pinned: &[u32]) -> Result<(), String> {
+        for (i, &s) in seq.slots.iter().enumerate().skip(seq.floor) {
+            ensure!(
+                !self.cache.is_slot_owned(s),
+                "position {i} past the floor in slot {s}, owned by the cache"
+            );
+            let (h, pins) = (self.pages.holders(s), pinned[s as usize]);
+            ensure!(
+                h == 1 + pins,
+                "position {i} past the floor in slot {s}: {h} owners, {pins} of them pins"
+            );
+        }
+        for s in seq.tail() {
+            let h = self.pages.holders(s);
+            ensure!(h == 1, "tail slot {s}, written next, has {h} owners");
+        }
         Ok(())
     }
 

@@ -22,7 +22,11 @@
 //! where free = slots of free pages, cached = tree-owned slots, private =
 //! other owned slots, fragmented = unowned slots of live pages (0 when
 //! `P == 1`). Every slot a sequence reads but does not hold is the tree's,
-//! on the path of a node the sequence has locked. [`KvManager::audit`]
+//! on the path of a node the sequence has locked. A slot a sequence may
+//! still rewrite has no other owner: its tail none at all, its positions
+//! past its floor (which `truncate` may drop) none but forks' pins of
+//! pending copies, which `truncate` keeps until the copy has run. So no
+//! copy source is overwritten before it is read. [`KvManager::audit`]
 //! checks all of this against a recount from the live sequences.
 
 mod admit;

@@ -7,8 +7,11 @@
 //! lock in `locks` protects it. When `len % P != 0`, the rest of the last
 //! page (the tail) is held too, reserved for the next positions. `pins` are
 //! held copy sources, kept alive until their copies have been taken.
-//! Positions `floor..` are held and written by this sequence alone, so they
-//! are the only ones `truncate` may drop.
+//! Positions `floor..` are held by this sequence and written by it alone,
+//! so they are the only ones `truncate` may drop; a fork's pending copy may
+//! pin some of them, to read them once, and `truncate` keeps those until it
+//! has. The tail, which `allocate` hands out to be written next, has no
+//! other owner at all.
 
 use crate::arena::NodeId;
 use crate::namespace::Namespace;

@@ -374,6 +374,97 @@ fn truncate_frees_computed_positions_only() {
     kv.release(seq, &[], false);
 }
 
+/// The engine as far as slots go: `content[s]` is the token prefix whose
+/// last K/V slot `s` holds.
+struct Engine {
+    content: Vec<Option<Vec<u32>>>,
+}
+
+impl Engine {
+    fn new(kv: &KvManager) -> Self {
+        Engine {
+            content: vec![None; kv.pool_slots()],
+        }
+    }
+
+    /// One forward pass of `seq` over `new` tokens, whose history is
+    /// `tokens[..seq.len()]`: the pass's copies first, then its writes.
+    fn pass(&mut self, kv: &mut KvManager, seq: &mut SeqKv, tokens: &mut Vec<u32>, new: &[u32]) {
+        tokens.truncate(seq.len());
+        let slots = kv.allocate(seq, new.len()).expect("room");
+        for c in seq.take_copies() {
+            self.content[c.dst as usize] = self.content[c.src as usize].clone();
+        }
+        let start = tokens.len();
+        tokens.extend_from_slice(new);
+        for (k, &s) in slots.iter().enumerate() {
+            self.content[s as usize] = Some(tokens[..=start + k].to_vec());
+        }
+    }
+
+    /// Every slot `seq` reads holds its token at that position.
+    fn assert_reads(&self, seq: &SeqKv, tokens: &[u32]) {
+        for (i, &s) in seq.slots().iter().enumerate() {
+            assert_eq!(
+                self.content[s as usize].as_deref(),
+                Some(&tokens[..=i]),
+                "position {i} reads slot {s}"
+            );
+        }
+    }
+}
+
+/// `proptests::matching_is_token_granular`'s third regression, op for op
+/// (pages of 16). A fork copies its parent's unstable page on its next
+/// pass, and pins the parent's slots until then; the pin kept them
+/// allocated but not unwritten. The parent truncated below the fork point,
+/// the dropped positions of the page it kept came back as its tail, and
+/// its next pass wrote them before the fork's copy read them.
+#[test]
+fn truncate_keeps_what_a_pending_fork_copy_reads() {
+    let p = 16;
+    let mut kv = KvManager::new(8 * p, p, true).unwrap();
+    let mut engine = Engine::new(&kv);
+    let prompt = vec![0; 14];
+    let mut a = kv.admit(Namespace::PUBLIC, &prompt, 0).unwrap();
+    let mut a_tokens = prompt.clone();
+    let b = kv.fork(&a, 0).unwrap();
+    for n in [4, 7, 7] {
+        engine.pass(&mut kv, &mut a, &mut a_tokens, &vec![0; n]);
+    }
+    assert_eq!(a.len(), 18);
+    // Nothing of `a` is stable: the fork copies positions 0..6 of page 0.
+    let mut c = kv.fork(&a, 6).unwrap();
+    let mut c_tokens = a_tokens[..6].to_vec();
+    assert_eq!(c.copies.len(), 6);
+    kv.release(b, &[], false);
+    let d = kv.admit(Namespace::PUBLIC, &prompt, 0).unwrap();
+    ok(&kv, &[&a, &c, &d]);
+    kv.truncate(&mut a, 3);
+    assert_eq!(a.len(), 6, "positions 3..6 wait for the fork's copy");
+    ok(&kv, &[&a, &c, &d]);
+    let e = kv.fork(&d, 0).unwrap();
+    engine.pass(&mut kv, &mut a, &mut a_tokens, &[0, 0, 1].repeat(5));
+    let f_prompt = [prompt.as_slice(), &[1, 0, 2]].concat();
+    let f = kv.admit(A, &f_prompt, 3).unwrap();
+    engine.pass(&mut kv, &mut c, &mut c_tokens, &[1, 2, 1, 2, 1]);
+    engine.assert_reads(&a, &a_tokens);
+    engine.assert_reads(&c, &c_tokens);
+    ok(&kv, &[&a, &c, &d, &e, &f]);
+    // The copy has run: from the fork's next call on, `a` may drop them.
+    engine.pass(&mut kv, &mut c, &mut c_tokens, &[2]);
+    kv.truncate(&mut a, 3);
+    assert_eq!(a.len(), 3);
+    engine.pass(&mut kv, &mut a, &mut a_tokens, &[1, 1, 1]);
+    engine.assert_reads(&a, &a_tokens);
+    engine.assert_reads(&c, &c_tokens);
+    ok(&kv, &[&a, &c, &d, &e, &f]);
+    for seq in [a, c, d, e, f] {
+        kv.release(seq, &[], false);
+    }
+    assert_eq!(kv.free_slots(), kv.pool_slots());
+}
+
 #[test]
 fn disabled_cache_matches_and_keeps_nothing() {
     let mut kv = KvManager::new(32, 4, false).unwrap();

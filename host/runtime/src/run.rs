@@ -281,7 +281,32 @@ fn classify(f: Failure, store: &Store<RunCtx>, limits: &Limits) -> RunError {
     if message.contains("unknown handle index") {
         return RunError::DroppedState(format!("{e:#}"));
     }
-    RunError::Trap(message)
+    // wasmtime puts the backtrace first and the trap last; people read the
+    // first line, so it says what happened and the backtrace follows.
+    match e.chain().find_map(|c| c.downcast_ref::<wasmtime::Trap>()) {
+        Some(trap) => RunError::Trap(format!("{}\n\n{message}", trap_cause(*trap))),
+        None => RunError::Trap(message),
+    }
+}
+
+/// What a trap most likely means in a guest program.
+fn trap_cause(trap: wasmtime::Trap) -> String {
+    use wasmtime::Trap as T;
+    let hint = match trap {
+        // Rust, C and the other guest languages keep their call stack in
+        // linear memory: running off its end is an out-of-bounds access.
+        T::MemoryOutOfBounds => {
+            " (most often the program's stack overflowed: unbounded or too deep recursion; \
+             else an out-of-bounds pointer)"
+        }
+        T::StackOverflow => " (the program recursed too deeply)",
+        T::UnreachableCodeReached => {
+            " (a panic or abort in the program; its message, if any, is in the log)"
+        }
+        T::Interrupt => " (the run was interrupted)",
+        _ => "",
+    };
+    format!("{trap}{hint}")
 }
 
 fn truncate(mut s: String, max: usize) -> String {

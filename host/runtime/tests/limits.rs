@@ -203,6 +203,23 @@ async fn a_panic_is_a_trap_with_the_message_in_the_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_overflow_says_so_before_the_backtrace() {
+    let rt = runtime();
+    let program = rt.load(&guest("misbehave")).unwrap();
+    let out = rt.run(&program, "recurse", RunOptions::default()).await;
+    let Err(RunError::Trap(message)) = &out.output else {
+        panic!("expected a trap, got {:?}", out.output);
+    };
+    let first = message.lines().next().unwrap();
+    assert!(first.contains("stack overflowed"), "{message}");
+    assert!(first.len() < 200, "the cause is one short line: {first}");
+    assert!(
+        message.contains("backtrace"),
+        "the backtrace follows: {message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_stops_a_spinning_run() {
     let rt = runtime();
     let program = rt.load(&guest("misbehave")).unwrap();

@@ -32,6 +32,14 @@ fn spin() -> ! {
     }
 }
 
+/// Recursion the optimiser cannot turn into a loop: each frame keeps a
+/// buffer alive across the call.
+#[allow(unconditional_recursion)]
+fn depth(n: u64) -> u64 {
+    let buf = black_box([n; 64]);
+    depth(buf[(n % 64) as usize] + 1) + buf[0]
+}
+
 fn run(input: String) -> Result<String, String> {
     let mode = input.split_whitespace().next().unwrap_or("");
     match mode {
@@ -107,6 +115,9 @@ fn run(input: String) -> Result<String, String> {
             Ok(s.text()?)
         }
         "panic" => panic!("deliberate panic"),
+        // Unbounded recursion: overflows the guest's stack in its own
+        // linear memory, which wasm reports as an out-of-bounds access.
+        "recurse" => Ok(depth(black_box(0)).to_string()),
         _ => Err(format!("unknown mode {mode:?}")),
     }
 }

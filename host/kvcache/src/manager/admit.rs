@@ -80,10 +80,15 @@ impl KvManager {
     /// last page, is copied into a fresh page. The fork locks what the
     /// parent has locked, so it may outlive the parent.
     ///
-    /// Fails, changing nothing, when `len > parent.len()` or no page for
-    /// the copies can be found.
+    /// Fails, changing nothing, when `len > parent.len()`, when the
+    /// parent's own copies have not been taken yet (the fork would share or
+    /// copy slots not yet written: run them first, in an earlier or the
+    /// same step), or no page for the copies can be found.
     pub fn fork(&mut self, parent: &SeqKv, len: usize) -> Result<SeqKv, KvError> {
         self.check_owner(parent);
+        if parent.has_pending_copies() {
+            return Err(KvError::ParentCopiesPending);
+        }
         if len > parent.len() {
             return Err(KvError::ForkTooLong {
                 len,

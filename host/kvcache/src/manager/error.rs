@@ -33,6 +33,10 @@ pub enum KvError {
         /// Slots in pages that are free or could be freed by eviction.
         available: usize,
     },
+    /// [`fork`](super::KvManager::fork) of a parent whose own copy-on-write
+    /// copies are still to be executed.
+    #[error("cannot fork a sequence whose pending KV copies have not run")]
+    ParentCopiesPending,
     /// [`fork`](super::KvManager::fork) of more positions than the parent has.
     #[error("cannot fork {len} positions of a sequence of {parent_len}")]
     ForkTooLong {

@@ -353,6 +353,29 @@ fn fork_of_an_uncached_parent_holds_its_pages() {
 }
 
 #[test]
+fn a_fork_whose_copies_have_not_run_cannot_be_forked() {
+    let mut kv = KvManager::new(64, 4, false).unwrap();
+    let prompt = toks(0..6);
+    let mut parent = kv.admit(A, &prompt, 0).unwrap();
+    kv.allocate(&mut parent, 6).unwrap();
+    let mut child = kv.fork(&parent, 6).unwrap();
+    let free = kv.free_slots();
+    // The child's slots are not written until its copies run.
+    assert!(matches!(
+        kv.fork(&child, 3),
+        Err(KvError::ParentCopiesPending)
+    ));
+    assert_eq!(kv.free_slots(), free, "a refused fork changes nothing");
+    let _ = child.take_copies();
+    let grandchild = kv.fork(&child, 3).unwrap();
+    ok(&kv, &[&parent, &child, &grandchild]);
+    for s in [grandchild, child, parent] {
+        kv.release(s, &[], false);
+    }
+    assert_eq!(kv.free_slots(), 64);
+}
+
+#[test]
 fn truncate_frees_computed_positions_only() {
     let mut kv = KvManager::new(64, 4, true).unwrap();
     let prompt = toks(0..6);

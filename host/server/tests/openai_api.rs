@@ -240,6 +240,29 @@ fn hostile_requests_get_clear_4xx_and_do_not_disturb_others() {
 }
 
 #[test]
+fn metrics_are_right_before_the_first_request() {
+    // Issue 12: `/metrics` once read 0 pool slots until a request had run
+    // a scheduler step. Scraped here before any request at all (the
+    // operator's listener needs no key, so not even authentication runs).
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let slots = cfg.kv_slots as f64;
+    let h = Harness::start(cfg);
+    let ops = h.metrics_addr.expect("metrics listener");
+    rt().block_on(async {
+        let m = call(ops, "GET", "/metrics", None, None).await;
+        assert_eq!(m.status, 200);
+        let m = m.text();
+        assert_eq!(metric(&m, "arbor_kv_pool_slots"), slots, "{m}");
+        assert_eq!(metric(&m, "arbor_kv_pool_used_slots"), 0.0, "{m}");
+        assert_eq!(metric(&m, "arbor_scheduler_running"), 0.0, "{m}");
+        assert_eq!(metric(&m, "arbor_admission_in_use"), 0.0, "{m}");
+    });
+    h.stop();
+}
+
+#[test]
 fn token_quota_refuses_with_429_and_retry_after_per_tenant() {
     let data = tempfile::tempdir().unwrap();
     let greedy = tenant(data.path(), "greedy");

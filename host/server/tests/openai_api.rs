@@ -99,6 +99,20 @@ fn auth_completions_chat_streaming_and_cancel() {
         })).await;
         assert_eq!(unsupported.status, 400, "{}", unsupported.text());
         assert_eq!(unsupported.json()["error"]["code"], "unsupported_schema_keyword", "{}", unsupported.text());
+        // Streamed, the same failures answer the same status and body before
+        // any event (issue 12: they were a 200 with the error in the stream),
+        // also for several choices and once the failure is cached.
+        for (unstreamed, schema) in [(&bad, json!({"type": "no-such-type"})), (&unsupported, json!({"type": "string", "not": {"const": "a"}}))] {
+            for n in [1, 2, 1] {
+                let r = post(addr, "/v1/chat/completions", &key, json!({
+                    "model": MODEL, "messages": [{"role": "user", "content": "x"}], "stream": true, "n": n,
+                    "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}
+                })).await;
+                assert_eq!(r.status, 400, "n={n}: {}", r.text());
+                assert!(r.header("content-type").unwrap().starts_with("application/json"), "{:?}", r.headers);
+                assert_eq!(r.json(), unstreamed.json());
+            }
+        }
 
         // Streaming chat: OpenAI's chunks, the same text as without streaming, then [DONE].
         let s = post(addr, "/v1/chat/completions", &key, json!({

@@ -359,12 +359,29 @@ async fn execute(state: Arc<AppState>, tenant: Tenant, plan: Plan) -> Result<Res
             }
         }
     }
-    let admitted = (permit, reservation);
-    if plan.stream {
-        Ok(stream(state, tenant, plan, streams, admitted).into_response())
-    } else {
-        whole(state, tenant, plan, streams, admitted).await
+    if !plan.stream {
+        return whole(state, tenant, plan, streams, (permit, reservation)).await;
     }
+    // Whatever fails before the first token (a schema the constraint
+    // compiler rejects, a request the pool can never hold) must answer its
+    // 4xx as it does unstreamed, not a 200 with the error inside the
+    // stream: the headers wait for every choice's first event.
+    let firsts = futures::future::join_all(streams.iter_mut().map(|s| s.next())).await;
+    let mut started = Vec::with_capacity(streams.len());
+    for (s, first) in streams.into_iter().zip(firsts) {
+        match first {
+            Some(Event::Error(e)) => {
+                state.meter.settle(reservation, 0);
+                return Err(e.into());
+            }
+            Some(ev) => started.push((ev, s)),
+            None => {
+                state.meter.settle(reservation, 0);
+                return Err(arbor_scheduler::RequestError::Cancelled.into());
+            }
+        }
+    }
+    Ok(stream(state, tenant, plan, started, (permit, reservation)).into_response())
 }
 
 fn finish_str(f: Finish) -> &'static str {

@@ -112,7 +112,13 @@ fn a_deadline_never_leaves_onnx_runtime_mid_step_in_50_tries() {
             .arg(&program)
             .arg("--model")
             .arg(m.path())
-            .args(["--input", "tokens 1000", "--deadline-ms", "300", "--cache-dir"])
+            .args([
+                "--input",
+                "tokens 1000",
+                "--deadline-ms",
+                "300",
+                "--cache-dir",
+            ])
             .arg(cache.path())
             .output()
             .unwrap();

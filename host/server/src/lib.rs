@@ -150,7 +150,7 @@ impl Server {
                 cfg.quotas.max_concurrent,
                 cfg.quotas.max_queued,
             ),
-            meter: quota::TokenMeter::new(cfg.quotas.tokens_per_minute),
+            token_quota: Arc::new(quota::TokenQuota::new(cfg.quotas.tokens_per_minute)),
             quotas: cfg.quotas.clone(),
             metrics: Default::default(),
             model_name,

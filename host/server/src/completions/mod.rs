@@ -354,7 +354,7 @@ async fn execute(state: Arc<AppState>, tenant: Tenant, plan: Plan) -> Result<Res
         match state.scheduler.generate(r.clone()) {
             Ok(s) => streams.push(s),
             Err(e) => {
-                state.meter.settle(reservation, 0);
+                state.token_quota.settle(reservation, 0);
                 return Err(e.into());
             }
         }
@@ -371,12 +371,12 @@ async fn execute(state: Arc<AppState>, tenant: Tenant, plan: Plan) -> Result<Res
     for (s, first) in streams.into_iter().zip(firsts) {
         match first {
             Some(Event::Error(e)) => {
-                state.meter.settle(reservation, 0);
+                state.token_quota.settle(reservation, 0);
                 return Err(e.into());
             }
             Some(ev) => started.push((ev, s)),
             None => {
-                state.meter.settle(reservation, 0);
+                state.token_quota.settle(reservation, 0);
                 return Err(arbor_scheduler::RequestError::Cancelled.into());
             }
         }
@@ -389,7 +389,7 @@ fn finish_str(f: Finish) -> &'static str {
 }
 
 fn charge(state: &AppState, tenant: &Tenant, usage: &UsageOut, reservation: Reservation) {
-    state.meter.settle(reservation, usage.total_tokens as u64);
+    state.token_quota.settle(reservation, usage.total_tokens as u64);
     state.metrics.tenant(&tenant.name, |u| {
         u.prompt_tokens += usage.prompt_tokens as u64;
         u.completion_tokens += usage.completion_tokens as u64;

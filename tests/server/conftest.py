@@ -2,7 +2,9 @@
 random model, and creates tenants with `arbor tenant create`.
 
 The binary is $ARBOR_BIN, else $CARGO_TARGET_DIR/debug/arbor, else
-target/debug/arbor (built by `cargo test --workspace`, or `cargo build -p arbor`)."""
+target/debug/arbor (built by `cargo test --workspace`, or `cargo build -p arbor`).
+Guest programs come from $ARBOR_GUESTS_DIR, else target/guests (built by
+`examples/build.sh`)."""
 
 import os
 import pathlib
@@ -26,6 +28,15 @@ def arbor_bin() -> str:
     return str(path)
 
 
+def guest(name: str) -> bytes:
+    """A built guest program's component bytes."""
+    d = pathlib.Path(os.environ.get("ARBOR_GUESTS_DIR", REPO / "target" / "guests"))
+    path = d / f"{name}.wasm"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run examples/build.sh or set ARBOR_GUESTS_DIR")
+    return path.read_bytes()
+
+
 class Server:
     def __init__(self, extra_args=()):
         self.dir = tempfile.TemporaryDirectory()
@@ -37,6 +48,8 @@ class Server:
         self.extra_args = list(extra_args)
         self.proc = None
         self.url = None
+        # The server's stderr, kept across restarts, for tests that read it.
+        self.log_path = root / "serve.log"
 
     def tenant(self, name: str) -> str:
         out = subprocess.run([arbor_bin(), "tenant", "create", name, "--data", str(self.data)],
@@ -44,16 +57,27 @@ class Server:
         return out.strip().splitlines()[-1]
 
     def start(self):
-        self.proc = subprocess.Popen(
-            [arbor_bin(), "serve", "--model", str(self.model), "--model-name", MODEL, "--data", str(self.data),
-             "--listen", "127.0.0.1:0", "--threads", "1", *self.extra_args],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen(
+                [arbor_bin(), "serve", "--model", str(self.model), "--model-name", MODEL, "--data", str(self.data),
+                 "--listen", "127.0.0.1:0", "--threads", "1", *self.extra_args],
+                stdout=subprocess.PIPE, stderr=log, text=True)
         for line in self.proc.stdout:
             m = re.search(r"listening on (http://\S+)", line)
             if m:
                 self.url = m.group(1)
                 return self
         raise RuntimeError(f"arbor serve exited with {self.proc.wait()}")
+
+    def log(self) -> str:
+        """Everything the server printed on stderr so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self):
+        """`kill -9`: the server dies where it stands."""
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
 
     def stop(self):
         if self.proc:

@@ -79,6 +79,19 @@ def test_json_schema_response_parses(server):
     assert r.choices[0].finish_reason == "stop"
 
 
+def test_invalid_schema_is_a_400_streamed_or_not(server):
+    # Issue 12: streamed, it was a 200 and then an error inside the stream,
+    # which the client only met while iterating.
+    bad = {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "no-such-type"}}}
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as e:
+            client(server).chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "x"}], max_tokens=4, stream=stream,
+                response_format=bad)
+        assert e.value.status_code == 400
+        assert e.value.code == "invalid_schema", e.value.body
+
+
 def test_logprobs_parse_in_the_clients_types(server):
     c = client(server)
     r = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=6,

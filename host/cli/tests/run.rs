@@ -92,3 +92,65 @@ fn a_malformed_component_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// Issue 12: after a run was stopped by its deadline, `arbor run` could exit
+/// while the scheduler was inside a forward pass, and ONNX Runtime, torn
+/// down under it, printed "Non-zero status code … GetElementType is not
+/// implemented" (1 try in 6). The scheduler must be stopped between steps.
+#[test]
+fn a_deadline_never_leaves_onnx_runtime_mid_step_in_50_tries() {
+    const TRIES: usize = 50;
+    const WORKERS: usize = 2;
+    let m = model();
+    let cache = tempfile::tempdir().unwrap();
+    let program = guest("misbehave");
+    // A guest that keeps the model busy (one 64-token generation after
+    // another) when the deadline strikes.
+    let try_once = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_arbor"))
+            .arg("run")
+            .arg(&program)
+            .arg("--model")
+            .arg(m.path())
+            .args([
+                "--input",
+                "tokens 1000",
+                "--deadline-ms",
+                "300",
+                "--cache-dir",
+            ])
+            .arg(cache.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains("deadline of 300ms exceeded"), "{stderr}");
+        assert!(
+            !stderr.contains("onnxruntime") && !stderr.contains("Non-zero status"),
+            "ONNX Runtime complained at exit:\n{stderr}"
+        );
+        let stats: serde_json::Value = serde_json::from_str(
+            stderr
+                .lines()
+                .find_map(|l| l.strip_prefix("stats: "))
+                .expect("stats line"),
+        )
+        .unwrap();
+        assert!(
+            stats["decode_tokens"].as_u64().unwrap() > 0,
+            "the model was busy when the deadline came: {stats}"
+        );
+    };
+    // The first try compiles the program into the cache the others share.
+    try_once();
+    let next = std::sync::atomic::AtomicUsize::new(1);
+    std::thread::scope(|s| {
+        for _ in 0..WORKERS {
+            s.spawn(|| {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < TRIES {
+                    try_once();
+                }
+            });
+        }
+    });
+}

@@ -12,6 +12,7 @@ use tokio::task::AbortHandle;
 use crate::backend::{LmBackend, Namespace, Role};
 use crate::error::LmError;
 use crate::limits::Limits;
+use crate::meter::TokenMeter;
 use crate::run::RunEvent;
 use crate::stats::Counters;
 
@@ -80,6 +81,10 @@ pub(crate) struct RunShared {
     pub limits: Limits,
     pub counters: Counters,
     pub events: Option<UnboundedSender<RunEvent>>,
+    /// Where model calls reserve and settle their tokens, if anywhere.
+    pub meter: Option<Arc<dyn TokenMeter>>,
+    /// Model calls waiting for the meter now.
+    quota_waiters: AtomicU32,
     /// Back-pressure on queued commands (see `Limits::max_queued_commands`).
     pub queue: Arc<Semaphore>,
     live_states: AtomicU32,
@@ -97,6 +102,7 @@ impl RunShared {
         namespace: Namespace,
         limits: Limits,
         events: Option<UnboundedSender<RunEvent>>,
+        meter: Option<Arc<dyn TokenMeter>>,
         started: Instant,
     ) -> Self {
         RunShared {
@@ -106,6 +112,8 @@ impl RunShared {
             limits,
             counters: Counters::default(),
             events,
+            meter,
+            quota_waiters: AtomicU32::new(0),
             live_states: AtomicU32::new(0),
             tokens_reserved: AtomicU64::new(0),
             next_state_id: AtomicU64::new(1),
@@ -172,6 +180,17 @@ impl RunShared {
         self.tokens_reserved.fetch_sub(u64::from(n), SeqCst);
     }
 
+    /// Counts a model call as waiting for the meter until the guard drops.
+    pub(crate) fn waiting_for_quota(&self) -> QuotaWait<'_> {
+        self.quota_waiters.fetch_add(1, SeqCst);
+        QuotaWait(&self.quota_waiters)
+    }
+
+    /// Whether some model call is waiting for the meter now.
+    pub(crate) fn is_waiting_for_quota(&self) -> bool {
+        self.quota_waiters.load(SeqCst) > 0
+    }
+
     /// Registers a worker task so that it dies with the run.
     pub(crate) fn adopt_worker(&self, handle: AbortHandle) {
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
@@ -196,5 +215,36 @@ impl RunShared {
         if let Some(events) = &self.events {
             let _ = events.send(event);
         }
+    }
+}
+
+/// Tokens reserved from the run's budget; what is not used goes back, also
+/// when the generation fails or is cancelled.
+pub(crate) struct Reservation<'a> {
+    pub(crate) run: &'a RunShared,
+    pub(crate) granted: u32,
+}
+
+impl Reservation<'_> {
+    pub(crate) fn settle(mut self, used: u32) {
+        self.run.refund_tokens(self.granted - used);
+        self.granted = 0;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.granted > 0 {
+            self.run.refund_tokens(self.granted);
+        }
+    }
+}
+
+/// A model call waiting for the run's meter; see [`RunShared::waiting_for_quota`].
+pub(crate) struct QuotaWait<'a>(&'a AtomicU32);
+
+impl Drop for QuotaWait<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
     }
 }

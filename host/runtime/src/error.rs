@@ -81,6 +81,10 @@ pub enum RunError {
     /// The run took longer than its deadline.
     #[error("deadline of {0:?} exceeded")]
     Deadline(Duration),
+    /// The run reached its deadline while a model call waited for the
+    /// embedder's token meter (the tenant's tokens per minute were spent).
+    #[error("deadline of {0:?} exceeded while waiting for the token quota (tokens per minute)")]
+    DeadlineWaitingForQuota(Duration),
     /// The run was cancelled by the embedder.
     #[error("run cancelled")]
     Cancelled,

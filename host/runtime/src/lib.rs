@@ -5,7 +5,8 @@
 //! (`wit/arbor.wit`). A [`Runtime`] compiles and caches them ([`Runtime::load`])
 //! and runs each call of `run` in its own store with its own [`Limits`]
 //! ([`Runtime::run`]). The model is reached through the [`LmBackend`] trait,
-//! which the scheduler implements.
+//! which the scheduler implements; an embedder that rate-limits tokens
+//! meters each run's model calls through a [`TokenMeter`].
 
 mod backend;
 mod bench;
@@ -16,6 +17,7 @@ mod error;
 mod host_impl;
 mod limits;
 mod log;
+mod meter;
 mod run;
 mod runtime;
 mod state;
@@ -30,6 +32,7 @@ pub use bench::{BenchConfig, BenchError, BenchReport, Percentiles, bench_runtime
 pub use cache::{ContentHash, content_hash};
 pub use error::{LoadError, RunError};
 pub use limits::Limits;
+pub use meter::{MeterTicket, TokenMeter};
 pub use run::{CancelHandle, RunCtx, RunEvent, RunOptions, RunOutcome};
 pub use runtime::{Program, Runtime, RuntimeConfig};
 pub use state::StateHandle;

@@ -15,6 +15,7 @@ use crate::context::RunShared;
 use crate::error::RunError;
 use crate::limits::{Limits, MemoryLimiter};
 use crate::log::LogSink;
+use crate::meter::TokenMeter;
 use crate::runtime::{Program, Runtime};
 use crate::stats::RunStats;
 
@@ -86,6 +87,9 @@ pub struct RunOptions {
     pub events: Option<UnboundedSender<RunEvent>>,
     /// Cancels the run from outside.
     pub cancel: Option<CancelHandle>,
+    /// Reserves and settles the tokens of each model call (a tenant's
+    /// quota); `None`: calls are not metered.
+    pub meter: Option<Arc<dyn TokenMeter>>,
 }
 
 impl Default for RunOptions {
@@ -95,6 +99,7 @@ impl Default for RunOptions {
             limits: Limits::default(),
             events: None,
             cancel: None,
+            meter: None,
         }
     }
 }
@@ -170,6 +175,7 @@ impl Runtime {
             options.namespace,
             limits.clone(),
             options.events,
+            options.meter,
             started,
         ));
         let wasi = WasiCtx::builder()
@@ -227,6 +233,9 @@ impl Runtime {
                 () = cancel.cancelled() => Err(Failure::Cancelled),
             }
         };
+        // Read before the workers go: a deadline that found a model call
+        // waiting for the tenant's quota says so.
+        let quota_wait = shared.is_waiting_for_quota();
         shared.abort_workers();
 
         let output = match result {
@@ -236,7 +245,10 @@ impl Runtime {
             }),
             Ok(Ok(out)) => Ok(out),
             Ok(Err(msg)) => Err(RunError::Program(truncate(msg, limits.max_output_bytes))),
-            Err(f) => Err(classify(f, &store, &limits)),
+            Err(f) => Err(match classify(f, &store, &limits) {
+                RunError::Deadline(d) if quota_wait => RunError::DeadlineWaitingForQuota(d),
+                e => e,
+            }),
         };
         drop(store);
         shared.counters.fill(&mut stats);

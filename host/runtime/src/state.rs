@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 
 use crate::backend::{Finish, GenerateOptions, Role};
-use crate::context::RunShared;
+use crate::context::{Reservation, RunShared};
 use crate::error::LmError;
+use crate::meter::Hold;
 use crate::run::RunEvent;
 use crate::stats::Counters;
 use crate::stream::text_sink;
@@ -381,11 +382,20 @@ impl Worker {
             granted: self.run.reserve_tokens(wanted)?,
         };
         options.max_tokens = reservation.granted;
-        let sink = self
+        let metered = Hold::reserve(
+            &self.run,
+            tokens.len() as u64,
+            u64::from(reservation.granted),
+        )
+        .await?;
+        let mut sink = self
             .run
             .events
             .as_ref()
             .map(|events| text_sink(events.clone(), self.id, name.clone()));
+        if let Some(hold) = &metered {
+            sink = Some(hold.counting(sink));
+        }
         Counters::add(&self.run.counters.generate_calls, 1);
         Counters::add(&self.run.counters.prompt_tokens, tokens.len() as u64);
         let generated = self
@@ -401,6 +411,9 @@ impl Worker {
             )));
         }
         reservation.settle(used as u32);
+        if let Some(hold) = metered {
+            hold.settle(used as u64);
+        }
         Counters::add(&self.run.counters.generated_tokens, used as u64);
         let value = match generated.finish {
             Finish::StopString { offset, .. } if generated.text.is_char_boundary(offset) => {
@@ -424,6 +437,8 @@ impl Worker {
     ) -> Result<Effect, LmError> {
         let longest = choices.iter().map(|(_, t)| t.len()).max().unwrap_or(0);
         self.check_length(tokens.len(), longest)?;
+        // Charged like its stats count it: the prompt (settled on drop).
+        let _metered = Hold::reserve(&self.run, tokens.len() as u64, 0).await?;
         Counters::add(&self.run.counters.select_calls, 1);
         Counters::add(&self.run.counters.prompt_tokens, tokens.len() as u64);
         let scores = self
@@ -462,28 +477,6 @@ pub(crate) fn best_choice(scores: impl Iterator<Item = f64>) -> usize {
         }
     }
     best.0
-}
-
-/// Tokens reserved from the run's budget; what is not used goes back, also
-/// when the generation fails or is cancelled.
-struct Reservation<'a> {
-    run: &'a RunShared,
-    granted: u32,
-}
-
-impl Reservation<'_> {
-    fn settle(mut self, used: u32) {
-        self.run.refund_tokens(self.granted - used);
-        self.granted = 0;
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        if self.granted > 0 {
-            self.run.refund_tokens(self.granted);
-        }
-    }
 }
 
 /// Resolves when the guest drops the state's handle.

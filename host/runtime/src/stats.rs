@@ -32,6 +32,9 @@ pub struct RunStats {
     pub prompt_tokens: u64,
     /// Bytes written to stdout and stderr, kept or not.
     pub log_bytes: u64,
+    /// Time model calls waited for the embedder's token meter (the tenant's
+    /// quota), summed over calls whose wait ended.
+    pub quota_wait: Duration,
 }
 
 /// Live counters behind [`RunStats`].
@@ -44,6 +47,7 @@ pub(crate) struct Counters {
     pub select_calls: AtomicU64,
     pub generated_tokens: AtomicU64,
     pub prompt_tokens: AtomicU64,
+    pub quota_wait_micros: AtomicU64,
 }
 
 impl Counters {
@@ -64,5 +68,6 @@ impl Counters {
         stats.select_calls = self.select_calls.load(Relaxed);
         stats.generated_tokens = self.generated_tokens.load(Relaxed);
         stats.prompt_tokens = self.prompt_tokens.load(Relaxed);
+        stats.quota_wait = Duration::from_micros(self.quota_wait_micros.load(Relaxed));
     }
 }

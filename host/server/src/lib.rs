@@ -150,7 +150,7 @@ impl Server {
                 cfg.quotas.max_concurrent,
                 cfg.quotas.max_queued,
             ),
-            meter: quota::TokenMeter::new(cfg.quotas.tokens_per_minute),
+            token_quota: Arc::new(quota::TokenQuota::new(cfg.quotas.tokens_per_minute)),
             quotas: cfg.quotas.clone(),
             metrics: Default::default(),
             model_name,
@@ -224,8 +224,9 @@ impl Server {
         self.metrics_addr
     }
 
-    /// Stops accepting, cancels runs in flight (recorded as cancelled) and
-    /// waits for open connections to finish.
+    /// Stops accepting, cancels runs in flight (recorded as cancelled),
+    /// waits for open connections to finish, then stops the scheduler
+    /// between two steps.
     pub async fn shutdown(mut self) -> Result<()> {
         self.state.ready.store(false, Ordering::Relaxed);
         for h in self
@@ -244,6 +245,21 @@ impl Server {
             .await
             .context("server task")?
             .context("serving")?;
+        // Each run records its end from its own task: let those records land.
+        let t0 = std::time::Instant::now();
+        while !self.state.live_runs.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+            && t0.elapsed() < Duration::from_secs(10)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Between two steps, never mid-pass, and the engine dropped here:
+        // a process that exits during a forward pass tears ONNX Runtime
+        // down under it. Handles still held elsewhere get `Cancelled`.
+        let scheduler = self.state.scheduler.clone();
+        tokio::task::spawn_blocking(move || scheduler.shutdown().map(drop))
+            .await
+            .context("stopping the scheduler")?
+            .ok();
         Ok(())
     }
 

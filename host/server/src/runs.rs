@@ -11,7 +11,7 @@ use crate::body::Json;
 use crate::db::RunRow;
 use crate::error::ApiError;
 use crate::programs;
-use crate::quota::Reservation;
+use crate::quota::RunMeter;
 use crate::state::AppState;
 use arbor_runtime::{CancelHandle, Limits, RunError, RunEvent, RunOptions, RunOutcome};
 use axum::extract::{Path, State};
@@ -98,29 +98,20 @@ pub async fn create(
     {
         return Ok((StatusCode::OK, axum::Json(run_json(&prior))).into_response());
     }
-    // A run's prompts are only known as it goes; its generated tokens are
-    // capped, so that cap is what it reserves.
-    let (permit, reservation) = state.admit(&tenant, state.quotas.run_max_tokens).await?;
-    let program = match programs::stored(&state, rt.clone(), &program_id).await {
-        Ok(p) => p,
-        Err(e) => {
-            state.meter.settle(reservation, 0);
-            return Err(e);
-        }
-    };
+    // A run's prompts and generations are only known as it goes: each of
+    // its model calls reserves its own tokens (`RunMeter`), so admission
+    // asks only that the tenant's minute is not spent.
+    let permit = state.admit_run(&tenant).await?;
+    let program = programs::stored(&state, rt.clone(), &program_id).await?;
     let inserted = state
         .db
         .insert_run(tenant.id, &run_id, &program_id, &input, idem.as_deref());
     match inserted {
         Ok(Ok(())) => {}
         Ok(Err(prior)) => {
-            state.meter.settle(reservation, 0);
             return Ok(axum::Json(run_json(&fetch(&state, &tenant, &prior)?)).into_response());
         }
-        Err(e) => {
-            state.meter.settle(reservation, 0);
-            return Err(ApiError::internal(e));
-        }
+        Err(e) => return Err(ApiError::internal(e)),
     }
     state.metrics.tenant(&tenant.name, |u| u.requests += 1);
     state.metrics.runs_started.fetch_add(1, Relaxed);
@@ -147,6 +138,7 @@ pub async fn create(
         },
         events: etx,
         cancel: Some(cancel),
+        meter: Some(Arc::new(RunMeter::new(state.token_quota.clone(), tenant.id))),
     };
     let (done_tx, done_rx) = oneshot::channel::<RunRow>();
     {
@@ -154,7 +146,7 @@ pub async fn create(
         tokio::spawn(async move {
             let outcome = rt.run(&program, &input, options).await;
             drop(permit);
-            let row = record(&state, &tenant, &run_id, &outcome, reservation);
+            let row = record(&state, &tenant, &run_id, &outcome);
             state
                 .live_runs
                 .lock()
@@ -188,7 +180,6 @@ fn record(
     tenant: &Tenant,
     run_id: &str,
     o: &RunOutcome,
-    reservation: Reservation,
 ) -> Option<RunRow> {
     let (status, output, error) = match &o.output {
         Ok(out) => ("succeeded", Some(out.as_str()), None),
@@ -200,10 +191,15 @@ fn record(
         u.prompt_tokens += o.stats.prompt_tokens;
         u.completion_tokens += o.stats.generated_tokens;
     });
-    state.meter.settle(
-        reservation,
-        o.stats.prompt_tokens + o.stats.generated_tokens,
-    );
+    // The calls settled their tokens as they went; what a whole run takes
+    // sets what the next one must find room for to be admitted (a run that
+    // failed, perhaps waiting for room, says little about that).
+    if o.output.is_ok() {
+        state.token_quota.observe_run(
+            tenant.id,
+            o.stats.prompt_tokens + o.stats.generated_tokens,
+        );
+    }
     if let Err(e) = state.db.finish_run(
         run_id,
         status,

@@ -4,7 +4,7 @@ use crate::auth::Tenant;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::quota::{FairGate, Permit, Quotas, Reservation, TokenMeter};
+use crate::quota::{FairGate, Permit, Quotas, Refused, Reservation, TokenQuota};
 use arbor_runtime::{CancelHandle, Runtime};
 use arbor_scheduler::Scheduler;
 use std::collections::HashMap;
@@ -21,7 +21,8 @@ pub struct AppState {
     /// then answer 503 while the OpenAI endpoints keep working).
     pub runtime: Result<Arc<Runtime>, String>,
     pub gate: FairGate,
-    pub meter: TokenMeter,
+    /// Tokens per tenant per minute; shared with each run's meter.
+    pub token_quota: Arc<TokenQuota>,
     pub quotas: Quotas,
     pub metrics: Metrics,
     /// The id `/v1/models` lists and requests must name.
@@ -44,17 +45,34 @@ impl AppState {
         tenant: &Tenant,
         tokens: u64,
     ) -> Result<(Permit, Reservation), ApiError> {
-        let refused = |r: crate::quota::Refused| {
-            self.metrics.tenant(&tenant.name, |u| u.refused += 1);
-            ApiError::too_many(r.message, r.retry_after_s)
-        };
-        let reservation = self.meter.reserve(tenant.id, tokens).map_err(refused)?;
+        let reservation = self
+            .token_quota
+            .reserve(tenant.id, tokens)
+            .map_err(|r| self.refused(tenant, r))?;
         match self.gate.acquire(tenant.id).await {
             Ok(permit) => Ok((permit, reservation)),
             Err(r) => {
-                self.meter.settle(reservation, 0);
-                Err(refused(r))
+                self.token_quota.settle(reservation, 0);
+                Err(self.refused(tenant, r))
             }
         }
+    }
+
+    /// Admits a program run of `tenant` while its minute has room, then
+    /// waits for a fair place. The run's model calls reserve their tokens
+    /// one by one (see [`crate::quota::RunMeter`]).
+    pub async fn admit_run(&self, tenant: &Tenant) -> Result<Permit, ApiError> {
+        self.token_quota
+            .check_room(tenant.id)
+            .map_err(|r| self.refused(tenant, r))?;
+        self.gate
+            .acquire(tenant.id)
+            .await
+            .map_err(|r| self.refused(tenant, r))
+    }
+
+    fn refused(&self, tenant: &Tenant, r: Refused) -> ApiError {
+        self.metrics.tenant(&tenant.name, |u| u.refused += 1);
+        ApiError::too_many(r.message, r.retry_after_s)
     }
 }

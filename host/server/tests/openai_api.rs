@@ -99,6 +99,20 @@ fn auth_completions_chat_streaming_and_cancel() {
         })).await;
         assert_eq!(unsupported.status, 400, "{}", unsupported.text());
         assert_eq!(unsupported.json()["error"]["code"], "unsupported_schema_keyword", "{}", unsupported.text());
+        // Streamed, the same failures answer the same status and body before
+        // any event (issue 12: they were a 200 with the error in the stream),
+        // also for several choices and once the failure is cached.
+        for (unstreamed, schema) in [(&bad, json!({"type": "no-such-type"})), (&unsupported, json!({"type": "string", "not": {"const": "a"}}))] {
+            for n in [1, 2, 1] {
+                let r = post(addr, "/v1/chat/completions", &key, json!({
+                    "model": MODEL, "messages": [{"role": "user", "content": "x"}], "stream": true, "n": n,
+                    "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}
+                })).await;
+                assert_eq!(r.status, 400, "n={n}: {}", r.text());
+                assert!(r.header("content-type").unwrap().starts_with("application/json"), "{:?}", r.headers);
+                assert_eq!(r.json(), unstreamed.json());
+            }
+        }
 
         // Streaming chat: OpenAI's chunks, the same text as without streaming, then [DONE].
         let s = post(addr, "/v1/chat/completions", &key, json!({
@@ -235,6 +249,29 @@ fn hostile_requests_get_clear_4xx_and_do_not_disturb_others() {
         }
         // The other tenant was never disturbed.
         assert_eq!(post(addr, "/v1/completions", &good, ok).await.status, 200);
+    });
+    h.stop();
+}
+
+#[test]
+fn metrics_are_right_before_the_first_request() {
+    // Issue 12: `/metrics` once read 0 pool slots until a request had run
+    // a scheduler step. Scraped here before any request at all (the
+    // operator's listener needs no key, so not even authentication runs).
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let slots = cfg.kv_slots as f64;
+    let h = Harness::start(cfg);
+    let ops = h.metrics_addr.expect("metrics listener");
+    rt().block_on(async {
+        let m = call(ops, "GET", "/metrics", None, None).await;
+        assert_eq!(m.status, 200);
+        let m = m.text();
+        assert_eq!(metric(&m, "arbor_kv_pool_slots"), slots, "{m}");
+        assert_eq!(metric(&m, "arbor_kv_pool_used_slots"), 0.0, "{m}");
+        assert_eq!(metric(&m, "arbor_scheduler_running"), 0.0, "{m}");
+        assert_eq!(metric(&m, "arbor_admission_in_use"), 0.0, "{m}");
     });
     h.stop();
 }

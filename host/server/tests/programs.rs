@@ -3,6 +3,7 @@
 
 mod common;
 
+use arbor_server::Quotas;
 use common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -339,6 +340,124 @@ fn programs_runs_isolation_quota_cancel_restart_and_crash() {
             .json();
         assert_eq!(run["status"], "failed", "{run}");
         assert!(run["error"].as_str().unwrap().contains("interrupted"));
+    });
+    h.stop();
+}
+
+/// Issue 12: every run reserved its whole token limit (16,384) up front,
+/// so at the default quota a tenant was refused after 61 queued runs of
+/// ~140 tokens. Runs reserve call by call now: 200 queue and succeed.
+#[test]
+fn two_hundred_small_runs_queue_at_the_default_quota_without_a_429() {
+    let data = tempfile::tempdir().unwrap();
+    let key = tenant(data.path(), "busy");
+    let cfg = config(data.path());
+    assert_eq!(cfg.quotas.tokens_per_minute, Quotas::default().tokens_per_minute);
+    let h = Harness::start(cfg);
+    let addr = h.addr;
+    rt().block_on(async {
+        let pid = upload(addr, &key, &guest("few_shot")).await.json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let runs: Vec<_> = (0..200)
+            .map(|i| {
+                let (key, path) = (key.clone(), format!("/v1/programs/{pid}/runs"));
+                tokio::spawn(async move {
+                    post(addr, &path, &key, json!({"input": format!("Question {i}?")})).await
+                })
+            })
+            .collect();
+        let mut used = 0;
+        for r in runs {
+            let r = r.await.unwrap();
+            assert_eq!(r.status, 200, "{}", r.text());
+            let run = r.json();
+            assert_eq!(run["status"], "succeeded", "{run}");
+            used += run["stats"]["prompt_tokens"].as_u64().unwrap()
+                + run["stats"]["generated_tokens"].as_u64().unwrap();
+        }
+        // What they used, not what they could have, is what the minute holds.
+        assert!(used < 200 * 1000, "{used}");
+    });
+    h.stop();
+}
+
+/// A spent minute: admitted runs wait for their calls' tokens up to their
+/// deadline (and say so if it comes first); new runs and completions get
+/// 429 with Retry-After; the tokens used stay within the quota.
+#[test]
+fn a_spent_minute_holds_calls_until_the_deadline_and_refuses_new_work() {
+    const LIMIT: u64 = 600;
+    let data = tempfile::tempdir().unwrap();
+    let key = tenant(data.path(), "thrifty");
+    let other = tenant(data.path(), "other");
+    let mut cfg = config(data.path());
+    cfg.quotas.tokens_per_minute = LIMIT;
+    cfg.quotas.run_deadline = Duration::from_secs(3);
+    let h = Harness::start(cfg);
+    let addr = h.addr;
+    rt().block_on(async {
+        let few_shot = guest("few_shot");
+        let pid = upload(addr, &key, &few_shot).await.json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let path = format!("/v1/programs/{pid}/runs");
+        let cost = |run: &serde_json::Value| {
+            run["stats"]["prompt_tokens"].as_u64().unwrap()
+                + run["stats"]["generated_tokens"].as_u64().unwrap()
+        };
+        // Seven runs of ~145 tokens: four fit in the 600 of the minute. All
+        // are admitted (the minute is not spent when they arrive); the calls
+        // that do not fit wait.
+        let runs: Vec<_> = (0..7)
+            .map(|i| {
+                let (key, path) = (key.clone(), path.clone());
+                tokio::spawn(async move {
+                    post(addr, &path, &key, json!({"input": format!("Question {i}?")})).await
+                })
+            })
+            .collect();
+        let (mut used, mut succeeded, mut waited_out) = (0, 0, 0);
+        for r in runs {
+            let r = r.await.unwrap();
+            if r.status == 429 {
+                // Only if the minute was already all but spent on arrival.
+                assert!(r.header("retry-after").is_some());
+                continue;
+            }
+            assert_eq!(r.status, 200, "{}", r.text());
+            let run = r.json();
+            match run["status"].as_str().unwrap() {
+                "succeeded" => {
+                    succeeded += 1;
+                    used += cost(&run);
+                }
+                _ => {
+                    let error = run["error"].as_str().unwrap();
+                    assert!(error.contains("waiting for the token quota"), "{run}");
+                    waited_out += 1;
+                }
+            }
+        }
+        eprintln!("{succeeded} succeeded, {waited_out} waited out their deadline, {used} of {LIMIT} tokens used");
+        assert!(succeeded >= 1 && waited_out >= 1, "{succeeded} succeeded, {waited_out} waited");
+        assert!(used <= LIMIT, "the runs used {used} of {LIMIT} tokens per minute");
+        // The minute is spent: new work is refused at once, with a time to retry.
+        for (path, body) in [
+            (path.as_str(), json!({"input": "More?"})),
+            ("/v1/completions", json!({"model": MODEL, "prompt": "x", "max_tokens": 200})),
+        ] {
+            let r = post(addr, path, &key, body).await;
+            assert_eq!(r.status, 429, "{path}: {}", r.text());
+            let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+            assert!((1..=61).contains(&retry), "{retry}");
+        }
+        // Another tenant's minute is its own.
+        let pid = upload(addr, &other, &few_shot).await.json()["id"].as_str().unwrap().to_string();
+        let r = post(addr, &format!("/v1/programs/{pid}/runs"), &other, json!({"input": "Mine?"})).await;
+        assert_eq!(r.json()["status"], "succeeded", "{}", r.text());
     });
     h.stop();
 }

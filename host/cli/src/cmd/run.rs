@@ -93,14 +93,23 @@ pub fn run(a: Args) -> Result<()> {
             ..RunOptions::default()
         };
         anyhow::Ok(runtime.run(&program, &a.input, opts).await)
-    })?;
+    });
+    // The run's tasks (and their requests) die with the tokio runtime; then
+    // the scheduler stops between two steps and the engine is dropped here.
+    // Exiting while a forward pass runs tears ONNX Runtime down under it
+    // (it printed "GetElementType is not implemented" after a deadline).
+    drop(rt);
+    let st = scheduler.stats();
+    if let Ok(engine) = scheduler.shutdown() {
+        drop(engine);
+    }
+    let outcome = outcome?;
     if !outcome.log.is_empty() {
         eprint!("{}", outcome.log);
         if outcome.log_truncated {
             eprintln!("[log truncated]");
         }
     }
-    let st = scheduler.stats();
     let stats = serde_json::json!({
         "wall_ms": t0.elapsed().as_secs_f64() * 1e3,
         "run": outcome.stats,

@@ -354,17 +354,34 @@ async fn execute(state: Arc<AppState>, tenant: Tenant, plan: Plan) -> Result<Res
         match state.scheduler.generate(r.clone()) {
             Ok(s) => streams.push(s),
             Err(e) => {
-                state.meter.settle(reservation, 0);
+                state.token_quota.settle(reservation, 0);
                 return Err(e.into());
             }
         }
     }
-    let admitted = (permit, reservation);
-    if plan.stream {
-        Ok(stream(state, tenant, plan, streams, admitted).into_response())
-    } else {
-        whole(state, tenant, plan, streams, admitted).await
+    if !plan.stream {
+        return whole(state, tenant, plan, streams, (permit, reservation)).await;
     }
+    // Whatever fails before the first token (a schema the constraint
+    // compiler rejects, a request the pool can never hold) must answer its
+    // 4xx as it does unstreamed, not a 200 with the error inside the
+    // stream: the headers wait for every choice's first event.
+    let firsts = futures::future::join_all(streams.iter_mut().map(|s| s.next())).await;
+    let mut started = Vec::with_capacity(streams.len());
+    for (s, first) in streams.into_iter().zip(firsts) {
+        match first {
+            Some(Event::Error(e)) => {
+                state.token_quota.settle(reservation, 0);
+                return Err(e.into());
+            }
+            Some(ev) => started.push((ev, s)),
+            None => {
+                state.token_quota.settle(reservation, 0);
+                return Err(arbor_scheduler::RequestError::Cancelled.into());
+            }
+        }
+    }
+    Ok(stream(state, tenant, plan, started, (permit, reservation)).into_response())
 }
 
 fn finish_str(f: Finish) -> &'static str {
@@ -372,7 +389,7 @@ fn finish_str(f: Finish) -> &'static str {
 }
 
 fn charge(state: &AppState, tenant: &Tenant, usage: &UsageOut, reservation: Reservation) {
-    state.meter.settle(reservation, usage.total_tokens as u64);
+    state.token_quota.settle(reservation, usage.total_tokens as u64);
     state.metrics.tenant(&tenant.name, |u| {
         u.prompt_tokens += usage.prompt_tokens as u64;
         u.completion_tokens += usage.completion_tokens as u64;

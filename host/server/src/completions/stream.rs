@@ -1,5 +1,6 @@
 //! The streamed answer: one SSE chunk per piece of final text, then usage
-//! and `[DONE]`.
+//! and `[DONE]`. It starts only once every choice has its first event, so
+//! that an error inside the stream is one that came after a token.
 
 use super::*;
 
@@ -24,7 +25,7 @@ pub(super) fn stream(
     state: Arc<AppState>,
     tenant: Tenant,
     plan: Plan,
-    streams: Vec<GenerationStream>,
+    streams: Vec<(Event, GenerationStream)>,
     (permit, reservation): (Permit, Reservation),
 ) -> impl IntoResponse {
     // Small buffer: a client that does not read stalls only its own tasks.
@@ -32,7 +33,7 @@ pub(super) fn stream(
     let created = now();
     let plan = Arc::new(plan);
     let mut tasks = Vec::with_capacity(streams.len());
-    for (index, mut s) in streams.into_iter().enumerate() {
+    for (index, (first, mut s)) in streams.into_iter().enumerate() {
         let (tx, plan, scheduler) = (tx.clone(), plan.clone(), state.scheduler.clone());
         tasks.push(tokio::spawn(async move {
             let emit = |v: Value| chunk(plan.kind, &plan.id, &plan.model, created, v);
@@ -54,7 +55,15 @@ pub(super) fn stream(
                 }
             }
             // Returning drops `s`, which cancels the generation.
-            while let Some(ev) = s.next().await {
+            let mut first = Some(first);
+            loop {
+                let ev = match first.take() {
+                    Some(ev) => ev,
+                    None => match s.next().await {
+                        Some(ev) => ev,
+                        None => return None,
+                    },
+                };
                 match ev {
                     Event::Token { id, text, logprob } => {
                         if let Some(lp) = logprob {
@@ -87,13 +96,13 @@ pub(super) fn stream(
                         let _ = tx.send(emit(last)).await;
                         return Some(usage);
                     }
+                    // Only failures after the first token get here.
                     Event::Error(e) => {
                         let _ = tx.send(ApiError::from(e).body().to_string()).await;
                         return None;
                     }
                 }
             }
-            None
         }));
     }
     tokio::spawn(async move {

@@ -69,7 +69,9 @@ impl CancelHandle {
         *self.0.borrow()
     }
 
-    async fn cancelled(&self) {
+    /// Resolves once [`CancelHandle::cancel`] is called (at once if it was),
+    /// for an embedder that also waits on something else for the run.
+    pub async fn cancelled(&self) {
         let mut rx = self.0.subscribe();
         let _ = rx.wait_for(|c| *c).await;
     }

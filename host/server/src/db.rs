@@ -5,7 +5,7 @@
 //! WAL mode lets `arbor tenant` write while a server reads.
 
 use anyhow::{Context, Result};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -38,8 +38,22 @@ pub struct RunRow {
     pub log: Option<String>,
     pub stats: Option<serde_json::Value>,
     pub idempotency_key: Option<String>,
+    /// Times the run was started; more than one when a restart re-queued it.
+    pub attempts: i64,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+}
+
+/// A run left `running` by a previous process, as the restart finds it.
+#[derive(Clone, Debug)]
+pub struct Interrupted {
+    pub id: String,
+    pub tenant_id: i64,
+    pub tenant_name: String,
+    pub tenant_revoked: bool,
+    pub program_id: String,
+    pub input: String,
+    pub attempts: i64,
 }
 
 /// Shared handle on the database.
@@ -86,17 +100,28 @@ CREATE UNIQUE INDEX IF NOT EXISTS runs_idem ON runs(tenant_id, idempotency_key) 
 CREATE INDEX IF NOT EXISTS runs_tenant ON runs(tenant_id, created_at);
 ";
 
+/// Changes to [`SCHEMA`] since it was first released, in order. SQLite's
+/// `user_version` counts those a database has, so opening an older one
+/// brings it up to date, each change in its own transaction.
+const MIGRATIONS: &[&str] = &[
+    // 1: how many times each run was started, so that a run in flight
+    // during two crashes is failed rather than retried forever. Runs that
+    // existed before had been started once.
+    "ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;",
+];
+
 impl Db {
     /// Opens (creating if needed) `arbor.db` under `data`.
     pub fn open(data: &Path) -> Result<Db> {
         std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
         let path = data.join("arbor.db");
-        let conn =
+        let mut conn =
             Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA).context("creating the schema")?;
+        migrate(&mut conn).with_context(|| format!("migrating {}", path.display()))?;
         Ok(Db(Arc::new(Mutex::new(conn))))
     }
 
@@ -262,7 +287,7 @@ impl Db {
             }
         }
         c.execute(
-            "INSERT INTO runs (id, tenant_id, program_id, status, input, idempotency_key, created_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6)",
+            "INSERT INTO runs (id, tenant_id, program_id, status, input, idempotency_key, attempts, created_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5, 1, ?6)",
             params![id, tenant, program, input, idem, now()],
         )?;
         Ok(Ok(()))
@@ -298,7 +323,7 @@ impl Db {
     pub fn get_run(&self, tenant: i64, id: &str) -> Result<Option<RunRow>> {
         let c = self.conn();
         Ok(c.query_row(
-            "SELECT id, program_id, status, output, error, log, stats, idempotency_key, created_at, finished_at FROM runs WHERE tenant_id = ?1 AND id = ?2",
+            "SELECT id, program_id, status, output, error, log, stats, idempotency_key, created_at, finished_at, attempts FROM runs WHERE tenant_id = ?1 AND id = ?2",
             params![tenant, id],
             |r| {
                 let stats: Option<String> = r.get(6)?;
@@ -313,18 +338,116 @@ impl Db {
                     idempotency_key: r.get(7)?,
                     created_at: r.get(8)?,
                     finished_at: r.get(9)?,
+                    attempts: r.get(10)?,
                 })
             },
         )
         .optional()?)
     }
 
-    /// Marks every run still `running` as failed: called at start-up, when
-    /// no run can be in flight, so these were interrupted by a crash.
-    pub fn fail_interrupted_runs(&self) -> Result<usize> {
-        Ok(self.conn().execute(
-            "UPDATE runs SET status = 'failed', error = 'interrupted: the server stopped while this run was in flight', finished_at = ?1 WHERE status = 'running'",
-            params![now()],
+    /// Runs still `running`, oldest first: called at start-up, when none
+    /// can be in flight, so the previous process stopped during these.
+    pub fn interrupted_runs(&self) -> Result<Vec<Interrupted>> {
+        let c = self.conn();
+        let mut st = c.prepare(
+            "SELECT r.id, r.tenant_id, t.name, t.revoked_at IS NOT NULL, r.program_id, r.input, r.attempts \
+             FROM runs r JOIN tenants t ON t.id = r.tenant_id \
+             WHERE r.status = 'running' ORDER BY r.created_at, r.rowid",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(Interrupted {
+                id: r.get(0)?,
+                tenant_id: r.get(1)?,
+                tenant_name: r.get(2)?,
+                tenant_revoked: r.get(3)?,
+                program_id: r.get(4)?,
+                input: r.get(5)?,
+                attempts: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Counts one more start of a re-queued run; its attempts now.
+    pub fn start_attempt(&self, id: &str) -> Result<i64> {
+        Ok(self.conn().query_row(
+            "UPDATE runs SET attempts = attempts + 1 WHERE id = ?1 AND status = 'running' RETURNING attempts",
+            params![id],
+            |r| r.get(0),
         )?)
+    }
+
+    /// Leaves a run stopped by a graceful shutdown for the next start,
+    /// without counting the attempt it lost.
+    pub fn requeue_run(&self, id: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE runs SET attempts = MAX(attempts - 1, 0) WHERE id = ?1 AND status = 'running'",
+            params![id],
+        )?;
+        Ok(())
+    }
+}
+
+/// Applies the [`MIGRATIONS`] `conn` does not have yet. Each is checked
+/// again inside its write transaction, so two processes opening an old
+/// database at once apply it once.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let have: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if have <= i {
+            tx.execute_batch(sql)
+                .with_context(|| format!("schema change {}", i + 1))?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_existing_database_is_migrated_and_its_interrupted_runs_found() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A database as the first release left it, a run in flight.
+            let c = Connection::open(dir.path().join("arbor.db")).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute_batch(
+                "INSERT INTO tenants (id, name, key_hash, created_at) VALUES (1, 'old', 'h', 0);
+                 INSERT INTO runs (id, tenant_id, program_id, status, input, created_at)
+                     VALUES ('run_a', 1, 'p', 'running', 'in', 0),
+                            ('run_b', 1, 'p', 'succeeded', 'in', 0);",
+            )
+            .unwrap();
+        }
+        let db = Db::open(dir.path()).unwrap();
+        let version: usize = db
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+        let runs = db.interrupted_runs().unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            (
+                runs[0].id.as_str(),
+                runs[0].attempts,
+                runs[0].tenant_name.as_str()
+            ),
+            ("run_a", 1, "old"),
+            "a run from before had been started once"
+        );
+        assert_eq!(db.start_attempt("run_a").unwrap(), 2);
+        db.requeue_run("run_a").unwrap();
+        assert_eq!(db.get_run(1, "run_a").unwrap().unwrap().attempts, 1);
+        drop(db);
+        // Opening again changes nothing.
+        let db = Db::open(dir.path()).unwrap();
+        assert_eq!(db.get_run(1, "run_b").unwrap().unwrap().attempts, 1);
+        assert_eq!(db.interrupted_runs().unwrap().len(), 1);
     }
 }

@@ -5,7 +5,8 @@
 //! in the sandboxed runtime. Each tenant authenticates with its own API key,
 //! owns its own cache namespace, programs and runs, and is held to quotas
 //! and a fair share of the scheduler (see [`quota`]). State lives in SQLite
-//! under the data directory, so a restart keeps tenants, programs and runs.
+//! under the data directory, so a restart keeps tenants, programs and runs,
+//! and re-executes the runs a crash interrupted.
 
 pub mod auth;
 mod body;
@@ -98,16 +99,10 @@ pub struct Server {
 
 impl Server {
     /// Opens the model and the database, then listens. Runs left `running`
-    /// by a previous process are marked failed before anything is served.
+    /// by a previous process are re-queued (or failed, after their last
+    /// attempt) before anything is served.
     pub async fn start(cfg: ServerConfig) -> Result<Server> {
         let db = db::Db::open(&cfg.data)?;
-        let interrupted = db.fail_interrupted_runs()?;
-        if interrupted > 0 {
-            tracing::warn!(
-                runs = interrupted,
-                "marked runs interrupted by the previous process as failed"
-            );
-        }
         let model = cfg.model.clone();
         let opts = ModelOptions {
             kv_slots: cfg.kv_slots,
@@ -161,6 +156,15 @@ impl Server {
             runtime,
             scheduler,
         });
+        let (requeued, failed) = runs::recover(&state)?;
+        if requeued + failed > 0 {
+            tracing::warn!(
+                requeued,
+                failed,
+                "runs interrupted by the previous process: re-queued, or failed after {} attempts",
+                runs::MAX_ATTEMPTS
+            );
+        }
         let sampler = Arc::downgrade(&state);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -224,20 +228,12 @@ impl Server {
         self.metrics_addr
     }
 
-    /// Stops accepting, cancels runs in flight (recorded as cancelled),
-    /// waits for open connections to finish, then stops the scheduler
-    /// between two steps.
+    /// Stops accepting, stops the runs in flight and leaves them for the
+    /// next start (their lost attempt not counted), waits for open
+    /// connections to finish, then stops the scheduler between two steps.
     pub async fn shutdown(mut self) -> Result<()> {
         self.state.ready.store(false, Ordering::Relaxed);
-        for h in self
-            .state
-            .live_runs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
-            h.cancel();
-        }
+        self.stop_runs();
         if let Some(s) = self.stop.take() {
             let _ = s.send(true);
         }
@@ -245,11 +241,10 @@ impl Server {
             .await
             .context("server task")?
             .context("serving")?;
-        // Each run records its end from its own task: let those records land.
+        // Each run leaves its record from its own task: let those land, and
+        // stop any a request started meanwhile.
         let t0 = std::time::Instant::now();
-        while !self.state.live_runs.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
-            && t0.elapsed() < Duration::from_secs(10)
-        {
+        while self.stop_runs() > 0 && t0.elapsed() < Duration::from_secs(10) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         // Between two steps, never mid-pass, and the engine dropped here:
@@ -261,6 +256,21 @@ impl Server {
             .context("stopping the scheduler")?
             .ok();
         Ok(())
+    }
+
+    /// Cancels every live run, to be left for the next start; how many
+    /// are still live.
+    fn stop_runs(&self) -> usize {
+        let live = self
+            .state
+            .live_runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for run in live.values() {
+            run.stopping.store(true, Ordering::Relaxed);
+            run.cancel.cancel();
+        }
+        live.len()
     }
 
     /// Waits until the server stops on its own (it does not, short of an

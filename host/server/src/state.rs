@@ -1,7 +1,9 @@
-//! What every handler shares.
+//! What every handler shares: the database, the scheduler and runtime,
+//! the quotas, and the runs in flight (each in [`AppState::live_runs`] from
+//! the moment it is recorded or recovered until its end is recorded).
 
 use crate::auth::Tenant;
-use crate::db::Db;
+use crate::db::{Db, RunRow};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::quota::{FairGate, Permit, Quotas, Refused, Reservation, TokenQuota};
@@ -12,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// The server's shared state.
 pub struct AppState {
@@ -29,14 +32,66 @@ pub struct AppState {
     pub model_name: String,
     /// Content-addressed program files.
     pub programs_dir: PathBuf,
-    /// Cancel handles of runs in flight, by run id.
-    pub live_runs: Mutex<HashMap<String, CancelHandle>>,
+    /// Runs in flight or waiting to resume, by run id.
+    pub live_runs: Mutex<HashMap<String, Arc<LiveRun>>>,
     pub ready: AtomicBool,
     /// How long a client may take to send its request body.
     pub body_timeout: Duration,
 }
 
+/// A run in flight, or re-queued by a restart and waiting for its place.
+pub struct LiveRun {
+    pub cancel: CancelHandle,
+    /// Set by a graceful shutdown: the run, cancelled, stays `running` in
+    /// the database for the next start to resume, its attempt not counted.
+    pub stopping: AtomicBool,
+    /// How the run ended; `None` while it runs.
+    pub end: watch::Sender<Option<RunEnd>>,
+}
+
+/// How a [`LiveRun`] ended.
+#[derive(Clone, Debug)]
+pub enum RunEnd {
+    /// Its outcome, as recorded.
+    Recorded(Box<RunRow>),
+    /// A graceful shutdown left it for the next start.
+    LeftForRestart,
+    /// It ended, but its record could not be read back (why).
+    Unreadable(String),
+}
+
+impl Default for LiveRun {
+    fn default() -> Self {
+        LiveRun {
+            cancel: CancelHandle::new(),
+            stopping: AtomicBool::new(false),
+            end: watch::Sender::new(None),
+        }
+    }
+}
+
+impl LiveRun {
+    /// Waits for the run's end.
+    pub async fn ended(&self) -> RunEnd {
+        let mut rx = self.end.subscribe();
+        match rx.wait_for(Option::is_some).await {
+            Ok(end) => end.clone().unwrap_or(RunEnd::LeftForRestart),
+            // Unreachable while `self` holds the sender.
+            Err(_) => RunEnd::LeftForRestart,
+        }
+    }
+}
+
 impl AppState {
+    /// The live run `id`, if it is one.
+    pub fn live_run(&self, id: &str) -> Option<Arc<LiveRun>> {
+        self.live_runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
     /// Admits a request of `tenant` that may use up to `tokens`: reserves
     /// them against the token quota, then waits for a fair place in the
     /// scheduler. A refusal (429) takes nothing.

@@ -1,5 +1,6 @@
 //! Programs and runs end to end: upload, run (sync and SSE), idempotency,
-//! isolation between tenants, quotas, cancel, restart and crash recovery.
+//! isolation between tenants, quotas, cancel, restart and crash recovery
+//! (re-queued runs, counted attempts).
 
 mod common;
 
@@ -298,7 +299,7 @@ fn programs_runs_isolation_quota_cancel_restart_and_crash() {
         )
         .await;
         assert_eq!(r.json()["status"], "succeeded");
-        // Start a run that is still going when the server dies.
+        // Start a run that is still going when the server stops.
         let r = upload(addr, &bob, &spin).await;
         let spin_id = r.json()["id"].as_str().unwrap().to_string();
         let mut sock = TcpStream::connect(addr).await.unwrap();
@@ -330,8 +331,29 @@ fn programs_runs_isolation_quota_cancel_restart_and_crash() {
             .unwrap()
             .to_string()
     });
-    h.crash();
-
+    // A graceful stop leaves the run for the next start, its lost attempt
+    // not counted; each crash during an attempt counts it; after the second
+    // the run is failed with the reason rather than retried forever.
+    h.stop();
+    for attempts in [1, 2] {
+        let h = Harness::start(cfg.clone());
+        let addr = h.addr;
+        rt().block_on(async {
+            let t0 = Instant::now();
+            loop {
+                let run = get(addr, &format!("/v1/runs/{spin_run}"), &bob)
+                    .await
+                    .json();
+                assert_eq!(run["status"], "running", "{run}");
+                if run["attempts"] == attempts {
+                    break;
+                }
+                assert!(t0.elapsed() < Duration::from_secs(10), "{run}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        h.crash();
+    }
     let h = Harness::start(cfg);
     let addr = h.addr;
     rt().block_on(async {
@@ -339,7 +361,13 @@ fn programs_runs_isolation_quota_cancel_restart_and_crash() {
             .await
             .json();
         assert_eq!(run["status"], "failed", "{run}");
-        assert!(run["error"].as_str().unwrap().contains("interrupted"));
+        assert!(
+            run["error"]
+                .as_str()
+                .unwrap()
+                .contains("the server stopped during each of this run's 2 attempts"),
+            "{run}"
+        );
     });
     h.stop();
 }

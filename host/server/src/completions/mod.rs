@@ -389,7 +389,9 @@ fn finish_str(f: Finish) -> &'static str {
 }
 
 fn charge(state: &AppState, tenant: &Tenant, usage: &UsageOut, reservation: Reservation) {
-    state.token_quota.settle(reservation, usage.total_tokens as u64);
+    state
+        .token_quota
+        .settle(reservation, usage.total_tokens as u64);
     state.metrics.tenant(&tenant.name, |u| {
         u.prompt_tokens += usage.prompt_tokens as u64;
         u.completion_tokens += usage.completion_tokens as u64;

@@ -47,6 +47,22 @@ impl Drop for Permit {
     }
 }
 
+/// A place taken in the gate: granted, or queued until a permit comes.
+enum Place {
+    Granted(Permit),
+    Queued(oneshot::Receiver<Permit>),
+}
+
+async fn wait(place: Place) -> Result<Permit, Refused> {
+    match place {
+        Place::Granted(p) => Ok(p),
+        Place::Queued(rx) => rx.await.map_err(|_| Refused {
+            message: "the server is shutting down".into(),
+            retry_after_s: 5,
+        }),
+    }
+}
+
 impl FairGate {
     /// `capacity` places overall, `per_tenant` of them for one tenant at most.
     pub fn new(capacity: usize, per_tenant: usize, max_queued: usize) -> Self {
@@ -66,6 +82,22 @@ impl FairGate {
 
     /// Waits for a place for `tenant`, or refuses at once when its queue is full.
     pub async fn acquire(&self, tenant: i64) -> Result<Permit, Refused> {
+        let place = self.enqueue(tenant, true);
+        wait(place?).await
+    }
+
+    /// Takes `tenant`'s next place in its queue now, however long the queue
+    /// (for runs a restart re-queues, admitted once already), and returns
+    /// the wait for it: calls in order keep their order.
+    pub fn acquire_unbounded(
+        &self,
+        tenant: i64,
+    ) -> impl Future<Output = Result<Permit, Refused>> + Send + 'static {
+        let place = self.enqueue(tenant, false);
+        async move { wait(place?).await }
+    }
+
+    fn enqueue(&self, tenant: i64, bounded: bool) -> Result<Place, Refused> {
         let rx = {
             let mut g = self.lock();
             let (in_use, capacity, per_tenant, max_queued) =
@@ -76,12 +108,12 @@ impl FairGate {
             if t.queue.is_empty() && t.running < per_tenant && in_use < capacity {
                 t.running += 1;
                 g.in_use += 1;
-                return Ok(Permit {
+                return Ok(Place::Granted(Permit {
                     gate: Some(self.clone()),
                     tenant,
-                });
+                }));
             }
-            if t.queue.len() >= max_queued {
+            if bounded && t.queue.len() >= max_queued {
                 return Err(Refused {
                     message: format!(
                         "too many requests in flight for this tenant ({} running, {} queued)",
@@ -98,10 +130,7 @@ impl FairGate {
             }
             rx
         };
-        rx.await.map_err(|_| Refused {
-            message: "the server is shutting down".into(),
-            retry_after_s: 5,
-        })
+        Ok(Place::Queued(rx))
     }
 
     fn release(&self, tenant: i64) {

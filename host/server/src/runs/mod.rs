@@ -1,19 +1,23 @@
 //! Program runs: `POST /v1/programs/{id}/runs` (synchronous or SSE),
 //! `GET` and `DELETE /v1/runs/{id}`.
 //!
-//! A run executes in its own task, not the request's: a client that goes
-//! away does not lose it (the record can be fetched later), and `DELETE`
-//! cancels it from any connection. Every run is recorded in SQLite before
-//! it starts and updated when it ends.
+//! A run executes in its own task, not the request's ([`exec`]): a client
+//! that goes away does not lose it (the record can be fetched later), and
+//! `DELETE` cancels it from any connection. Every run is recorded in SQLite
+//! before it starts and updated when it ends; one acknowledged before a
+//! crash is re-executed at the next start.
+
+mod exec;
+
+pub use exec::{MAX_ATTEMPTS, recover};
 
 use crate::auth::{Tenant, hex};
 use crate::body::Json;
 use crate::db::RunRow;
 use crate::error::ApiError;
 use crate::programs;
-use crate::quota::RunMeter;
-use crate::state::AppState;
-use arbor_runtime::{CancelHandle, Limits, RunError, RunEvent, RunOptions, RunOutcome};
+use crate::state::{AppState, LiveRun, RunEnd};
+use arbor_runtime::RunEvent;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
@@ -23,8 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Body of `POST /v1/programs/{id}/runs`.
 #[derive(Deserialize)]
@@ -48,6 +51,7 @@ pub fn run_json(r: &RunRow) -> Value {
         "log": r.log,
         "stats": r.stats,
         "idempotency_key": r.idempotency_key,
+        "attempts": r.attempts,
         "created_at": r.created_at,
         "finished_at": r.finished_at,
     })
@@ -96,73 +100,44 @@ pub async fn create(
     if let Some(k) = &idem
         && let Some(prior) = prior_run(&state, &tenant, k)?
     {
-        return Ok((StatusCode::OK, axum::Json(run_json(&prior))).into_response());
+        return answer_prior(&state, prior, req.stream).await;
     }
     // A run's prompts and generations are only known as it goes: each of
     // its model calls reserves its own tokens (`RunMeter`), so admission
-    // asks only that the tenant's minute is not spent.
+    // asks only that the tenant's minute has room for a likely run.
     let permit = state.admit_run(&tenant).await?;
-    let program = programs::stored(&state, rt.clone(), &program_id).await?;
+    // Loaded before the run is recorded: a program that cannot load is
+    // the request's error, not a run.
+    programs::stored(&state, rt.clone(), &program_id).await?;
     let inserted = state
         .db
         .insert_run(tenant.id, &run_id, &program_id, &input, idem.as_deref());
     match inserted {
         Ok(Ok(())) => {}
         Ok(Err(prior)) => {
-            return Ok(axum::Json(run_json(&fetch(&state, &tenant, &prior)?)).into_response());
+            let prior = fetch(&state, &tenant, &prior)?;
+            return answer_prior(&state, prior, req.stream).await;
         }
         Err(e) => return Err(ApiError::internal(e)),
     }
+    // Recorded: from here on the run is acknowledged, and survives a crash.
     state.metrics.tenant(&tenant.name, |u| u.requests += 1);
-    state.metrics.runs_started.fetch_add(1, Relaxed);
-    let cancel = CancelHandle::new();
-    state
-        .live_runs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(run_id.clone(), cancel.clone());
     let (etx, erx) = if req.stream {
         let (t, r) = mpsc::unbounded_channel();
         (Some(t), Some(r))
     } else {
         (None, None)
     };
-    let q = &state.quotas;
-    let options = RunOptions {
-        namespace: arbor_runtime::Namespace::tenant(tenant.id as u64),
-        limits: Limits {
-            max_memory_bytes: q.run_memory_bytes,
-            deadline: q.run_deadline,
-            max_generated_tokens: q.run_max_tokens,
-            ..Limits::default()
-        },
-        events: etx,
-        cancel: Some(cancel),
-        meter: Some(Arc::new(RunMeter::new(state.token_quota.clone(), tenant.id))),
+    let job = exec::Job {
+        tenant,
+        run_id: run_id.clone(),
+        program_id,
+        input,
     };
-    let (done_tx, done_rx) = oneshot::channel::<RunRow>();
-    {
-        let (state, tenant, run_id) = (state.clone(), tenant.clone(), run_id.clone());
-        tokio::spawn(async move {
-            let outcome = rt.run(&program, &input, options).await;
-            drop(permit);
-            let row = record(&state, &tenant, &run_id, &outcome);
-            state
-                .live_runs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&run_id);
-            if let Some(row) = row {
-                let _ = done_tx.send(row);
-            }
-        });
-    }
+    let live = exec::launch(&state, rt, job, Some(permit), etx);
     match erx {
-        None => match done_rx.await {
-            Ok(row) => Ok(axum::Json(run_json(&row)).into_response()),
-            Err(_) => Err(ApiError::internal("the run ended without a record")),
-        },
-        Some(events) => Ok(stream(run_id, events, done_rx).into_response()),
+        None => answer_end(&run_id, live.ended().await),
+        Some(events) => Ok(stream(run_id, events, live).into_response()),
     }
 }
 
@@ -174,52 +149,41 @@ fn prior_run(state: &AppState, tenant: &Tenant, key: &str) -> Result<Option<RunR
     id.map(|id| fetch(state, tenant, &id)).transpose()
 }
 
-/// Writes the outcome to the database; the row as stored.
-fn record(
-    state: &AppState,
-    tenant: &Tenant,
-    run_id: &str,
-    o: &RunOutcome,
-) -> Option<RunRow> {
-    let (status, output, error) = match &o.output {
-        Ok(out) => ("succeeded", Some(out.as_str()), None),
-        Err(RunError::Cancelled) => ("cancelled", None, Some(RunError::Cancelled.to_string())),
-        Err(e) => ("failed", None, Some(e.to_string())),
-    };
-    let stats = serde_json::to_value(&o.stats).ok();
-    state.metrics.tenant(&tenant.name, |u| {
-        u.prompt_tokens += o.stats.prompt_tokens;
-        u.completion_tokens += o.stats.generated_tokens;
-    });
-    // The calls settled their tokens as they went; what a whole run takes
-    // sets what the next one must find room for to be admitted (a run that
-    // failed, perhaps waiting for room, says little about that).
-    if o.output.is_ok() {
-        state.token_quota.observe_run(
-            tenant.id,
-            o.stats.prompt_tokens + o.stats.generated_tokens,
-        );
+/// The answer to a retry with a used `Idempotency-Key`: the first run's
+/// record, once it ended when the retry is synchronous, as the first
+/// request's answer would have been (also when the first request's
+/// connection died with a crash and the restart re-queued the run).
+async fn answer_prior(state: &AppState, prior: RunRow, stream: bool) -> Result<Response, ApiError> {
+    match state.live_run(&prior.id) {
+        Some(live) if !stream => answer_end(&prior.id, live.ended().await),
+        _ => Ok((StatusCode::OK, axum::Json(run_json(&prior))).into_response()),
     }
-    if let Err(e) = state.db.finish_run(
-        run_id,
-        status,
-        output,
-        error.as_deref(),
-        Some(&o.log),
-        stats.as_ref(),
-    ) {
-        tracing::error!(run = run_id, error = %e, "could not record a finished run");
+}
+
+/// A synchronous run's answer.
+fn answer_end(run_id: &str, end: RunEnd) -> Result<Response, ApiError> {
+    match end {
+        RunEnd::Recorded(row) => Ok(axum::Json(run_json(&row)).into_response()),
+        RunEnd::LeftForRestart => Err(ApiError {
+            retry_after: Some(5),
+            ..ApiError::unavailable(format!(
+                "the server is stopping; run {run_id} resumes when it restarts \
+                 (GET /v1/runs/{run_id}, or retry with the same Idempotency-Key)"
+            ))
+        }),
+        RunEnd::Unreadable(why) => Err(ApiError::internal(format!(
+            "run {run_id} ended, but its record could not be read: {why}"
+        ))),
     }
-    tracing::info!(tenant = %tenant.name, run = run_id, status, "run finished");
-    state.db.get_run(tenant.id, run_id).ok().flatten()
 }
 
 /// SSE of a run: `text` and `captured` events as the program generates,
-/// then `done` with the run record.
+/// then `done` with the run record (or `stopped` when a graceful shutdown
+/// left the run for the next start).
 fn stream(
     run_id: String,
     mut events: mpsc::UnboundedReceiver<RunEvent>,
-    done: oneshot::Receiver<RunRow>,
+    live: Arc<LiveRun>,
 ) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = mpsc::channel::<Event>(32);
     tokio::spawn(async move {
@@ -252,15 +216,18 @@ fn stream(
                 return;
             }
         }
-        if let Ok(row) = done.await {
-            let _ = tx
-                .send(
-                    Event::default()
-                        .event("done")
-                        .data(run_json(&row).to_string()),
-                )
-                .await;
-        }
+        let last = match live.ended().await {
+            RunEnd::Recorded(row) => Event::default()
+                .event("done")
+                .data(run_json(&row).to_string()),
+            RunEnd::LeftForRestart => Event::default()
+                .event("stopped")
+                .data(json!({"id": run_id, "status": "running"}).to_string()),
+            RunEnd::Unreadable(why) => Event::default()
+                .event("error")
+                .data(ApiError::internal(why).body().to_string()),
+        };
+        let _ = tx.send(last).await;
     });
     let s = futures::stream::unfold(
         rx,
@@ -283,13 +250,8 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let row = fetch(&state, &tenant, &id)?;
-    if let Some(h) = state
-        .live_runs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&id)
-    {
-        h.cancel();
+    if let Some(live) = state.live_run(&id) {
+        live.cancel.cancel();
         return Ok((
             StatusCode::ACCEPTED,
             axum::Json(json!({"id": id, "object": "run", "status": "cancelling"})),

@@ -380,7 +380,10 @@ fn two_hundred_small_runs_queue_at_the_default_quota_without_a_429() {
     let data = tempfile::tempdir().unwrap();
     let key = tenant(data.path(), "busy");
     let cfg = config(data.path());
-    assert_eq!(cfg.quotas.tokens_per_minute, Quotas::default().tokens_per_minute);
+    assert_eq!(
+        cfg.quotas.tokens_per_minute,
+        Quotas::default().tokens_per_minute
+    );
     let h = Harness::start(cfg);
     let addr = h.addr;
     rt().block_on(async {
@@ -392,7 +395,13 @@ fn two_hundred_small_runs_queue_at_the_default_quota_without_a_429() {
             .map(|i| {
                 let (key, path) = (key.clone(), format!("/v1/programs/{pid}/runs"));
                 tokio::spawn(async move {
-                    post(addr, &path, &key, json!({"input": format!("Question {i}?")})).await
+                    post(
+                        addr,
+                        &path,
+                        &key,
+                        json!({"input": format!("Question {i}?")}),
+                    )
+                    .await
                 })
             })
             .collect();

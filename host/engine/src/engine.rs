@@ -18,58 +18,8 @@ use ort::value::{DynValue, Tensor};
 use std::ops::Range;
 use std::path::Path;
 
-/// Which logits a batch entry wants back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Logits {
-    /// None (a prefill chunk that is not the last).
-    None,
-    /// The last new token's (next-token prediction).
-    Last,
-    /// Every new token's (scoring a continuation, as `select` does).
-    All,
-}
-
-/// One sequence's part of a forward pass.
-#[derive(Clone, Copy, Debug)]
-pub struct BatchEntry<'a> {
-    /// The new tokens.
-    pub tokens: &'a [u32],
-    /// Pool slots of the tokens before them (positions `0..history.len()`).
-    pub history: &'a [u32],
-    /// Pool slots that receive the new tokens' K/V, one per token.
-    pub new_slots: &'a [u32],
-    pub logits: Logits,
-}
-
-/// Logits of one forward pass.
-pub struct ForwardOutput {
-    logits: Vec<f32>,
-    vocab: usize,
-    rows: Vec<Range<usize>>,
-}
-
-impl ForwardOutput {
-    /// Output assembled from `logits` (`vocab` values per row) and each
-    /// entry's row range; for engines other than ONNX Runtime's (tests).
-    pub fn new(logits: Vec<f32>, vocab: usize, rows: Vec<Range<usize>>) -> Self {
-        ForwardOutput {
-            logits,
-            vocab,
-            rows,
-        }
-    }
-
-    /// The logit rows of batch entry `i` (empty for [`Logits::None`]).
-    pub fn rows(&self, i: usize) -> impl ExactSizeIterator<Item = &[f32]> {
-        let r = self.rows[i].clone();
-        r.map(move |row| &self.logits[row * self.vocab..(row + 1) * self.vocab])
-    }
-
-    /// The last logit row of batch entry `i`, if it asked for any.
-    pub fn last(&self, i: usize) -> Option<&[f32]> {
-        self.rows(i).last()
-    }
-}
+pub use crate::batch::{BatchEntry, ForwardOutput, Logits};
+use crate::groups::attention_groups;
 
 /// Where the engine runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -374,11 +324,7 @@ impl Engine {
                 rows[i] = base + r.start..base + r.end;
             }
         }
-        Ok(ForwardOutput {
-            logits,
-            vocab,
-            rows,
-        })
+        Ok(ForwardOutput::new(logits, vocab, rows))
     }
 
     /// One session run over entries whose attention is padded together to
@@ -504,135 +450,5 @@ impl Engine {
         self.stats.tokens_processed += t as u64;
         self.stats.logit_rows += p as u64;
         Ok((logits, rows))
-    }
-}
-
-/// Padded attention cells a group may spend per useful cell before an entry
-/// goes to a group of its own.
-const PADDING_FACTOR: usize = 2;
-
-/// Below this many padded cells a group is never split: another session run
-/// (reading every weight again) costs more than that much attention.
-const SPLIT_ABOVE_CELLS: usize = 1 << 16;
-
-/// Splits a batch into groups whose attention is padded together, so that
-/// no entry is padded to another's shape beyond [`PADDING_FACTOR`] times the
-/// work it does: a step mixing one 512-token prefill chunk with 300 decode
-/// rows would otherwise pad every decode row to 512 queries (300 x 512 x
-/// Lmax mask and score cells), which is what made memory and step time grow
-/// with concurrency. Entries are taken longest query first; each joins the
-/// current group while the group's padded cells `B x Qmax x Lmax` stay
-/// within the bound, else starts a new group. Returns indices into `batch`.
-fn attention_groups(batch: &[BatchEntry]) -> Vec<Vec<usize>> {
-    let q = |i: usize| batch[i].tokens.len();
-    let l = |i: usize| batch[i].history.len() + batch[i].tokens.len();
-    let mut order: Vec<usize> = (0..batch.len()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(q(i)), std::cmp::Reverse(l(i))));
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let (mut qmax, mut lmax, mut useful) = (0usize, 0usize, 0usize);
-    for i in order {
-        let (qi, li) = (q(i), l(i));
-        if let Some(g) = groups.last_mut() {
-            let (nq, nl, nu) = (qmax.max(qi), lmax.max(li), useful + qi * li);
-            let padded = (g.len() + 1) * nq * nl;
-            if padded <= SPLIT_ABOVE_CELLS || padded <= PADDING_FACTOR * nu {
-                g.push(i);
-                (qmax, lmax, useful) = (nq, nl, nu);
-                continue;
-            }
-        }
-        groups.push(vec![i]);
-        (qmax, lmax, useful) = (qi, li, qi * li);
-    }
-    groups
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Entries with `q` new tokens after `h` history tokens.
-    fn entries(shapes: &[(usize, usize)]) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
-        let tokens = shapes.iter().map(|&(q, _)| vec![0; q]).collect();
-        let history = shapes.iter().map(|&(_, h)| vec![0; h]).collect();
-        (tokens, history)
-    }
-
-    fn groups(shapes: &[(usize, usize)]) -> Vec<Vec<usize>> {
-        let (tokens, history) = entries(shapes);
-        let batch: Vec<BatchEntry> = tokens
-            .iter()
-            .zip(&history)
-            .map(|(t, h)| BatchEntry {
-                tokens: t,
-                history: h,
-                new_slots: t,
-                logits: Logits::Last,
-            })
-            .collect();
-        attention_groups(&batch)
-    }
-
-    #[test]
-    fn decode_rows_are_not_padded_to_a_prefill_chunk() {
-        let mut shapes = vec![(512, 488)];
-        shapes.extend(std::iter::repeat_n((1, 900), 300));
-        let g = groups(&shapes);
-        assert_eq!(g.len(), 2, "{g:?}");
-        // The chunk's group may take a decode row or two within the bound.
-        assert!(g[0][0] == 0 && g[0].len() <= 2, "{g:?}");
-        assert!(g[1].len() >= 299, "{g:?}");
-    }
-
-    #[test]
-    fn small_or_uniform_batches_stay_one_run() {
-        assert_eq!(groups(&[(7, 3), (1, 40), (1, 2), (12, 0)]).len(), 1);
-        assert_eq!(groups(&[(1, 4000); 256]).len(), 1);
-        assert_eq!(groups(&[(256, 256); 8]).len(), 1);
-    }
-
-    #[test]
-    fn every_entry_is_in_one_group_within_the_padding_bound() {
-        // A deterministic spread of shapes, from decode rows to long chunks.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % m) as usize
-        };
-        for _ in 0..200 {
-            let n = 1 + next(40);
-            let shapes: Vec<(usize, usize)> = (0..n)
-                .map(|_| match next(3) {
-                    0 => (1, next(3000)),
-                    1 => (1 + next(64), next(500)),
-                    _ => (1 + next(1024), next(2000)),
-                })
-                .collect();
-            let g = groups(&shapes);
-            let mut seen: Vec<usize> = g.concat();
-            seen.sort_unstable();
-            assert_eq!(seen, (0..n).collect::<Vec<_>>());
-            for grp in &g {
-                let q = grp.iter().map(|&i| shapes[i].0).max().unwrap();
-                let l = grp
-                    .iter()
-                    .map(|&i| shapes[i].0 + shapes[i].1)
-                    .max()
-                    .unwrap();
-                let useful: usize = grp
-                    .iter()
-                    .map(|&i| shapes[i].0 * (shapes[i].0 + shapes[i].1))
-                    .sum();
-                let padded = grp.len() * q * l;
-                assert!(
-                    grp.len() == 1
-                        || padded <= SPLIT_ABOVE_CELLS
-                        || padded <= PADDING_FACTOR * useful,
-                    "{grp:?} of {shapes:?}"
-                );
-            }
-        }
     }
 }

@@ -10,11 +10,13 @@
 //! exporter that writes them (checkpoint reading, the forward graph) is the
 //! `arbor-export` crate, which depends on this one and never the reverse.
 
+mod batch;
 pub mod config;
 mod cuda;
 mod device_pool;
 pub mod engine;
 pub mod format;
+mod groups;
 mod kv_pool;
 pub mod ort_env;
 pub mod sampling;

@@ -311,10 +311,16 @@ impl Engine {
             }
         }
 
+        let groups = attention_groups(batch);
+        if groups.len() == 1 {
+            // The common step: one run in batch order, nothing to reorder.
+            let (logits, rows) = self.run_group(batch)?;
+            return Ok(ForwardOutput::new(logits, vocab, rows));
+        }
         let mut logits = Vec::new();
         let mut rows = vec![0..0; batch.len()];
         let mut group = Vec::new();
-        for members in attention_groups(batch) {
+        for members in groups {
             group.clear();
             group.extend(members.iter().map(|&i| batch[i]));
             let (l, r) = self.run_group(&group)?;

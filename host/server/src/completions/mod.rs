@@ -15,7 +15,7 @@ use crate::sse;
 use crate::state::AppState;
 use arbor_scheduler::{ChatMessage, SamplingParams};
 use arbor_scheduler::{
-    Constraint, Event, Finish, GenerateRequest, GenerationStream, MAX_TOP_LOGPROBS, Namespace,
+    Constraint, Event, GenerateRequest, GenerationStream, MAX_TOP_LOGPROBS, Namespace,
 };
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -384,10 +384,6 @@ async fn execute(state: Arc<AppState>, tenant: Tenant, plan: Plan) -> Result<Res
     Ok(stream(state, tenant, plan, started, (permit, reservation)).into_response())
 }
 
-fn finish_str(f: Finish) -> &'static str {
-    f.openai_reason()
-}
-
 fn charge(state: &AppState, tenant: &Tenant, usage: &UsageOut, reservation: Reservation) {
     state
         .token_quota
@@ -427,12 +423,12 @@ async fn whole(
                 });
                 let lp = plan.logprobs_json(entries.as_deref());
                 choices.push(match plan.kind {
-                    Kind::Text => json!({"index": i, "text": g.text, "logprobs": lp, "finish_reason": finish_str(g.finish)}),
+                    Kind::Text => json!({"index": i, "text": g.text, "logprobs": lp, "finish_reason": g.finish.openai_reason()}),
                     Kind::Chat => json!({
                         "index": i,
                         "message": {"role": "assistant", "content": g.text},
                         "logprobs": lp,
-                        "finish_reason": finish_str(g.finish),
+                        "finish_reason": g.finish.openai_reason(),
                     }),
                 });
             }

@@ -90,8 +90,8 @@ pub(super) fn stream(
                             return Some(usage);
                         }
                         let last = match plan.kind {
-                            Kind::Text => json!({"index": index, "text": "", "logprobs": null, "finish_reason": finish_str(finish)}),
-                            Kind::Chat => json!({"index": index, "delta": {}, "logprobs": null, "finish_reason": finish_str(finish)}),
+                            Kind::Text => json!({"index": index, "text": "", "logprobs": null, "finish_reason": finish.openai_reason()}),
+                            Kind::Chat => json!({"index": index, "delta": {}, "logprobs": null, "finish_reason": finish.openai_reason()}),
                         };
                         let _ = tx.send(emit(last)).await;
                         return Some(usage);

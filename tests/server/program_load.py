@@ -63,8 +63,26 @@ async def one(client, url, key, pid, inp, results):
     results.append({"ok": ok, "why": why, "latency": time.perf_counter() - t0})
 
 
+COUNTERS = ("arbor_prefill_tokens_total", "arbor_cache_hit_tokens_total",
+            "arbor_generated_tokens_total", "arbor_preemptions_total")
+
+
+async def counters(client, url, key):
+    """The scheduler's counters, so a phase's report says how much work the
+    engine did (tokens computed, served from cache, preemptions), not only
+    how long it took."""
+    r = await client.get(url + "/metrics", headers={"Authorization": f"Bearer {key}"})
+    out = {}
+    for line in r.text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in COUNTERS:
+            out[name.removeprefix("arbor_").removesuffix("_total")] = float(value)
+    return out
+
+
 async def phase(client, url, keys, programs, n, in_flight):
     results, sem = [], asyncio.Semaphore(in_flight)
+    before = await counters(client, url, keys[0])
 
     async def bounded(i):
         key = keys[i % len(keys)]
@@ -75,11 +93,13 @@ async def phase(client, url, keys, programs, n, in_flight):
     t0 = time.perf_counter()
     await asyncio.gather(*(bounded(i) for i in range(n)))
     wall = time.perf_counter() - t0
+    after = await counters(client, url, keys[0])
+    work = {k: int(after[k] - before.get(k, 0)) for k in after}
     lat = [r["latency"] for r in results]
     failures = [r["why"] for r in results if not r["ok"]]
     return {"runs": n, "in_flight": in_flight, "succeeded": n - len(failures), "failures": failures[:10],
             "failed": len(failures), "wall_s": round(wall, 2), "runs_per_s": round(n / wall, 2),
-            "p50_s": round(statistics.median(lat), 3), "p99_s": round(pct(lat, 99), 3)}
+            "p50_s": round(statistics.median(lat), 3), "p99_s": round(pct(lat, 99), 3), "engine": work}
 
 
 async def main(args):
@@ -102,5 +122,5 @@ if __name__ == "__main__":
     ap.add_argument("--guests", required=True)
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--runs", type=int, default=300)
-    ap.add_argument("--warm", type=int, default=48)
+    ap.add_argument("--warm", type=int, default=96)
     print(json.dumps(asyncio.run(main(ap.parse_args())), indent=1))

@@ -28,11 +28,15 @@ pub fn python() -> String {
     std::env::var("ARBOR_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// A script in `tests/reference/`.
+/// A script in `tests/reference/`, or in `$ARBOR_REFERENCE_DIR` (for test
+/// binaries run on another machine than the one that built them).
 pub fn reference_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("reference")
-        .join(name)
+    match std::env::var_os("ARBOR_REFERENCE_DIR") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("reference")
+            .join(name),
+    }
 }
 
 /// Runs a reference script and returns its stdout.
@@ -151,13 +155,16 @@ pub fn scratch_dir(label: &str) -> PathBuf {
 /// `ARBOR_TEST_DEVICE=cuda:N` runs the same checks on CUDA device `N` (with
 /// `onnxruntime-gpu` behind `ORT_DYLIB_PATH`), so the GPU path answers to the
 /// same reference as the CPU one; `ARBOR_TEST_KV_IN_HOST_MEMORY=1` checks the
-/// CUDA path with the pool in host memory instead.
+/// CUDA path with the pool in host memory instead, and
+/// `ARBOR_TEST_STANDARD_GRAPH=1` the standard-op graph instead of the paged
+/// one (half-precision models on CUDA).
 pub fn test_options() -> EngineOptions {
     EngineOptions {
         kv_slots: 4096,
         threads: 1,
         device: test_device(),
         kv_in_host_memory: std::env::var_os("ARBOR_TEST_KV_IN_HOST_MEMORY").is_some(),
+        standard_graph: std::env::var_os("ARBOR_TEST_STANDARD_GRAPH").is_some(),
     }
 }
 

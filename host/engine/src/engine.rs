@@ -8,8 +8,10 @@
 
 use crate::config::ModelConfig;
 use crate::device_pool::DevicePool;
-use crate::format::{FORMAT_VERSION, ModelMeta};
+use crate::format::{CUDA_BLOCK, CUDA_GRAPH, FORMAT_VERSION, ModelMeta, WeightDtype};
 use crate::kv_pool::{KvPool, pool_row};
+use crate::paged_pool::PagedPool;
+use crate::paged_step::paged_step;
 use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result, anyhow, bail};
 use ort::session::builder::GraphOptimizationLevel;
@@ -47,6 +49,10 @@ pub struct EngineOptions {
     /// of it to the device on every forward pass, instead of keeping it on the
     /// device. Much slower; it exists to measure what the device pool saves.
     pub kv_in_host_memory: bool,
+    /// On CUDA, run the standard-op graph (`model.onnx`) instead of the
+    /// paged one (`model.cuda.onnx`) that half-precision models have: for
+    /// comparing the two.
+    pub standard_graph: bool,
 }
 
 impl Default for EngineOptions {
@@ -56,6 +62,7 @@ impl Default for EngineOptions {
             threads: 0,
             device: Device::Cpu,
             kv_in_host_memory: false,
+            standard_graph: false,
         }
     }
 }
@@ -74,6 +81,8 @@ enum Pool {
     Host(KvPool),
     /// CUDA device memory, bound without copies.
     Device(Box<DevicePool>),
+    /// Per-layer caches of the paged CUDA graph, updated in place.
+    Paged(Box<PagedPool>),
 }
 
 impl Pool {
@@ -81,6 +90,7 @@ impl Pool {
         match self {
             Pool::Host(p) => p.slots(),
             Pool::Device(p) => p.slots(),
+            Pool::Paged(p) => p.slots(),
         }
     }
 }
@@ -125,7 +135,12 @@ impl Engine {
     pub fn open(dir: &Path, opts: &EngineOptions) -> Result<Self> {
         let meta = read_meta(dir)?;
         let cfg = &meta.config;
-        for f in ["model.onnx", "weights.bin"] {
+        let paged = matches!(opts.device, Device::Cuda(_))
+            && meta.dtype != WeightDtype::F32
+            && !opts.kv_in_host_memory
+            && !opts.standard_graph;
+        let graph = if paged { CUDA_GRAPH } else { "model.onnx" };
+        for f in [graph, "weights.bin"] {
             if !dir.join(f).is_file() {
                 bail!(
                     "{} is missing; export the model again",
@@ -165,16 +180,26 @@ impl Engine {
         if let Some(prefix) = std::env::var_os("ARBOR_ORT_PROFILE") {
             b = b.with_profiling(prefix).map_err(|e| anyhow!("{e}"))?;
         }
-        let session = b.commit_from_file(dir.join("model.onnx")).map_err(|e| {
+        let session = b.commit_from_file(dir.join(graph)).map_err(|e| {
             anyhow!(
                 "ONNX Runtime cannot load {}: {e}",
-                dir.join("model.onnx").display()
+                dir.join(graph).display()
             )
         })?;
         if opts.kv_slots == 0 {
             bail!("the KV pool needs at least one slot");
         }
         let pool = match opts.device {
+            Device::Cuda(id) if paged => Pool::Paged(Box::new(PagedPool::new(
+                &session,
+                id,
+                meta.dtype,
+                cfg.num_layers,
+                // Whole blocks: the pool never holds less than asked for.
+                opts.kv_slots.div_ceil(CUDA_BLOCK),
+                cfg.num_kv_heads,
+                cfg.head_dim,
+            )?)),
             Device::Cuda(id) if !opts.kv_in_host_memory => Pool::Device(Box::new(DevicePool::new(
                 &session,
                 id,
@@ -198,7 +223,7 @@ impl Engine {
             tokenizer,
             pool,
             stats: EngineStats::default(),
-            page_size: 1,
+            page_size: if paged { CUDA_BLOCK } else { 1 },
         })
     }
 
@@ -224,6 +249,11 @@ impl Engine {
     /// tests run the KV manager's paging against it before a paged-attention
     /// graph needs it.
     pub fn with_page_size(mut self, page_size: usize) -> Result<Self> {
+        if matches!(self.pool, Pool::Paged(_)) && page_size != CUDA_BLOCK {
+            bail!(
+                "the paged CUDA graph reads the pool in pages of {CUDA_BLOCK} tokens, not {page_size}"
+            );
+        }
         if page_size == 0 || !self.kv_slots().is_multiple_of(page_size) {
             bail!(
                 "a KV page size of {page_size} does not divide the pool of {} slots",
@@ -248,6 +278,7 @@ impl Engine {
         }
         match &mut self.pool {
             Pool::Host(p) => p.copy(copies),
+            Pool::Paged(p) => p.copy(copies),
             // Pages above one token are a host-pool feature until the CUDA
             // graph reads its pool through a block table.
             Pool::Device(_) => bail!(
@@ -311,6 +342,11 @@ impl Engine {
             }
         }
 
+        if matches!(self.pool, Pool::Paged(_)) {
+            // The operator takes a ragged batch as it is: no padding, so no groups.
+            let (logits, rows) = self.run_paged(batch)?;
+            return Ok(ForwardOutput::new(logits, vocab, rows));
+        }
         let groups = attention_groups(batch);
         if groups.len() == 1 {
             // The common step: one run in batch order, nothing to reorder.
@@ -331,6 +367,45 @@ impl Engine {
             }
         }
         Ok(ForwardOutput::new(logits, vocab, rows))
+    }
+
+    /// One run of the paged graph over the whole batch.
+    fn run_paged(&mut self, batch: &[BatchEntry]) -> Result<(Vec<f32>, Vec<Range<usize>>)> {
+        let Pool::Paged(pool) = &mut self.pool else {
+            bail!("internal: run_paged without a paged pool");
+        };
+        let s = paged_step(batch)?;
+        let (b, t, p) = (batch.len(), s.input_ids.len(), s.logit_index.len());
+        let failed = |e: ort::Error| anyhow!("forward pass failed: {e}");
+        let mut bind = self.session.create_binding().map_err(failed)?;
+        let i32t = |shape: Vec<usize>, data: Vec<i32>| -> Result<DynValue> {
+            Ok(Tensor::from_array((shape, data))?.into_dyn())
+        };
+        let step: [(&str, DynValue); 6] = [
+            (
+                "input_ids",
+                Tensor::from_array((vec![t], s.input_ids))?.into_dyn(),
+            ),
+            ("cu_seqlens", i32t(vec![b + 1], s.cu_seqlens)?),
+            ("past_seqlens", i32t(vec![b], s.past_seqlens)?),
+            ("block_table", i32t(vec![b, s.max_blocks], s.block_table)?),
+            ("attention_metadata", i32t(vec![2], s.metadata.to_vec())?),
+            (
+                "logit_index",
+                Tensor::from_array((vec![p], s.logit_index))?.into_dyn(),
+            ),
+        ];
+        for (name, value) in &step {
+            bind.bind_input(*name, value).map_err(failed)?;
+        }
+        pool.bind(&mut bind)?;
+        let outputs = self.session.run_binding(&bind).map_err(failed)?;
+        let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
+        let logits = logits.to_vec();
+        self.stats.forward_passes += 1;
+        self.stats.tokens_processed += t as u64;
+        self.stats.logit_rows += p as u64;
+        Ok((logits, s.rows))
     }
 
     /// One session run over entries whose attention is padded together to
@@ -439,6 +514,7 @@ impl Engine {
                 pool.write(&outputs["new_k"], &outputs["new_v"], &new_slots)?;
                 logits
             }
+            Pool::Paged(_) => bail!("internal: a paged pool in the standard graph's step"),
             Pool::Device(pool) => {
                 let mut bind = self.session.create_binding().map_err(failed)?;
                 for (name, value) in &step {

@@ -2,7 +2,10 @@
 //! reads.
 //!
 //! A model directory holds:
-//! - `model.onnx`: the forward graph, weights as external data;
+//! - `model.onnx`: the forward graph in standard ops, weights as external
+//!   data (the CPU's, and CUDA's for f32 models);
+//! - `model.cuda.onnx` ([`CUDA_GRAPH`]), for f16 and bf16 models: the paged
+//!   forward graph CUDA runs, over the same `weights.bin`;
 //! - `weights.bin`: the weights in the graph's dtype, the tensors of
 //!   [`expected_tensors`] in order, each 4 KiB-aligned so ONNX Runtime can map it;
 //! - `tokenizer.json` and, when present, `tokenizer_config.json`;
@@ -21,7 +24,16 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the graph's interface changes, so stale directories are
 /// re-exported instead of failing obscurely.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The paged CUDA graph's file name in a model directory.
+pub const CUDA_GRAPH: &str = "model.cuda.onnx";
+
+/// Tokens per KV block of the paged CUDA graph. Measured on an H200 with
+/// ONNX Runtime 1.31.1, only 256-token blocks reach `PagedAttention`'s
+/// FlashAttention kernel at head size 64 (6x faster at long contexts than
+/// 16-128); below 16 it refuses to run.
+pub const CUDA_BLOCK: usize = 256;
 
 /// Element type of weights, KV pool and activations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

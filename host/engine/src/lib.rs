@@ -19,6 +19,8 @@ pub mod format;
 mod groups;
 mod kv_pool;
 pub mod ort_env;
+mod paged_pool;
+mod paged_step;
 pub mod sampling;
 pub mod tokenizer;
 

@@ -94,6 +94,20 @@ pub fn export_from(hf: &Path, out: &Path, dtype: WeightDtype) -> Result<ModelMet
         &format!("{} exported by arbor", cfg.family.as_str()),
     );
     std::fs::write(out.join("model.onnx"), bytes)?;
+    // Half-precision models also get the CUDA graph (PagedAttention has no
+    // f32 kernel); an f32 model runs the standard graph on either device.
+    if dtype != WeightDtype::F32 {
+        let g = crate::paged::build(&cfg, dtype.elem(), &weights)?;
+        let bytes = g.to_model_bytes(
+            arbor_onnx::OPSET,
+            "arbor",
+            &format!("{} exported by arbor, paged for CUDA", cfg.family.as_str()),
+        );
+        std::fs::write(out.join(arbor_engine::format::CUDA_GRAPH), bytes)?;
+    } else {
+        // A re-export in place must not leave a stale graph of other weights.
+        let _ = std::fs::remove_file(out.join(arbor_engine::format::CUDA_GRAPH));
+    }
     for f in ["tokenizer.json", "tokenizer_config.json"] {
         let src = hf.join(f);
         if src.exists() {

@@ -305,7 +305,7 @@ fn rope(
 /// accepts, `[max positions, HD / 2]` in the graph's dtype. Computed in f64
 /// (Hugging Face computes the angle in f32, which is off by up to 1e-2 rad
 /// at position 10^5; the f64 reference is matched more closely this way).
-fn rotary_tables(g: &mut Graph, cfg: &ModelConfig, dtype: ElemType) -> (String, String) {
+pub(crate) fn rotary_tables(g: &mut Graph, cfg: &ModelConfig, dtype: ElemType) -> (String, String) {
     let inv = cfg.inv_freq();
     let rows = cfg.max_position_embeddings;
     let mut cos = Vec::with_capacity(rows * inv.len());

@@ -13,6 +13,7 @@
 pub mod checkpoint;
 mod export;
 pub mod graph;
+pub mod paged;
 mod random;
 pub mod tokenizer;
 

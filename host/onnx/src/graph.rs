@@ -11,6 +11,8 @@ use super::proto::Encoder;
 pub enum ElemType {
     /// `FLOAT`.
     F32 = 1,
+    /// `INT32`.
+    I32 = 6,
     /// `INT64`.
     I64 = 7,
     /// `FLOAT16`.
@@ -140,6 +142,43 @@ impl Graph {
             elem,
             dims,
         });
+    }
+
+    /// Adds a node with several outputs, named by the caller: an empty name
+    /// leaves that optional output (or, in `inputs`, that optional input)
+    /// absent. An output named like a graph output declared with
+    /// [`Graph::declare_output`] is that output, with no Identity in between
+    /// (for caches a kernel updates in place, bound as input and output).
+    pub fn op_multi(
+        &mut self,
+        domain: &'static str,
+        op: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+    ) {
+        self.nodes.push(Node {
+            op: op.into(),
+            domain,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: outputs.iter().map(|s| s.to_string()).collect(),
+            attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        });
+    }
+
+    /// Declares a graph output that some node names as its output directly
+    /// (see [`Graph::op_multi`]).
+    pub fn declare_output(&mut self, name: &str, elem: ElemType, dims: Vec<Dim>) {
+        self.outputs.push(ValueInfo {
+            name: name.into(),
+            elem,
+            dims,
+        });
+    }
+
+    /// A fresh name for an intermediate value, for [`Graph::op_multi`].
+    pub fn value_name(&mut self) -> String {
+        self.fresh("v")
     }
 
     /// Adds a weight or constant tensor.

@@ -34,7 +34,7 @@ impl Scheduler {
                 kv_slots,
                 threads: opts.threads,
                 device: opts.device,
-                kv_in_host_memory: false,
+                ..Default::default()
             },
         )?;
         Ok(Scheduler::try_start(engine, config)?)

@@ -80,6 +80,10 @@ pub struct EngineArgs {
     /// every forward pass (to measure what the device-resident pool saves).
     #[arg(long, requires = "cuda")]
     kv_in_host_memory: bool,
+    /// With --cuda: run the standard-op graph instead of the paged one (for
+    /// half-precision models), to compare the two.
+    #[arg(long, requires = "cuda")]
+    standard_graph: bool,
     /// Print one JSON object per measurement instead of a table.
     #[arg(long)]
     json: bool,
@@ -177,7 +181,10 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
         );
     }
     let device = Device::cuda_or_cpu(a.cuda);
-    let needed = bmax * per_seq;
+    // Each sequence starts on a page boundary of the paged CUDA graph, so
+    // that its slots are page-consistent whatever engine runs.
+    let stride = per_seq.next_multiple_of(arbor_engine::format::CUDA_BLOCK);
+    let needed = (bmax - 1) * stride + per_seq;
     let kv_slots = a.kv_slots.unwrap_or(needed);
     if kv_slots < needed {
         bail!("--kv-slots {kv_slots} is too few: batch {bmax} of {per_seq} tokens needs {needed}");
@@ -187,6 +194,7 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
         threads: a.threads,
         device,
         kv_in_host_memory: a.kv_in_host_memory,
+        standard_graph: a.standard_graph,
     };
     let mut engine = Engine::open(dir, &opts)?;
     // Any ids in the vocabulary do: the weights are what they are, and the
@@ -206,6 +214,7 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
         device: match device {
             Device::Cpu => "cpu".to_string(),
             Device::Cuda(i) if a.kv_in_host_memory => format!("cuda:{i}, kv in host"),
+            Device::Cuda(i) if a.standard_graph => format!("cuda:{i}, standard graph"),
             Device::Cuda(i) => format!("cuda:{i}"),
         },
         threads: if a.threads > 0 {
@@ -217,7 +226,7 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
     let mut out = Vec::new();
     for &b in &a.batch {
         let slots: Vec<Vec<u32>> = (0..b)
-            .map(|s| ((s * per_seq) as u32..((s + 1) * per_seq) as u32).collect())
+            .map(|s| ((s * stride) as u32..(s * stride + per_seq) as u32).collect())
             .collect();
 
         let prompts: Vec<Vec<u32>> = (0..b)

@@ -54,8 +54,9 @@ pub struct WorkloadArgs {
     cuda: Option<i32>,
     /// Tokens per KV page (the CPU engine reads any layout; the KV manager
     /// copies partly shared pages, so hit rates stay token-granular).
-    #[arg(long, default_value_t = 1)]
-    page_size: usize,
+    /// Default: the engine's (1 on the CPU, 256 for the paged CUDA graph).
+    #[arg(long)]
+    page_size: Option<usize>,
     /// Admission order.
     #[arg(long, value_enum, default_value = "cache-aware")]
     policy: PolicyArg,
@@ -331,8 +332,10 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
             device: Device::cuda_or_cpu(a.cuda),
             ..Default::default()
         },
-    )?
-    .with_page_size(a.page_size)?;
+    )?;
+    if let Some(p) = a.page_size {
+        engine = engine.with_page_size(p)?;
+    }
     let vocab = engine
         .tokenizer()
         .vocab_size()

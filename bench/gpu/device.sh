@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Arbor's CUDA checks and benchmarks on the GPU machine, in one call after
+# the ORT bundle was unpacked to /tmp/g by a first call (carry [".gpu"]:
+#   mkdir -p /tmp/g && cp .gpu/* /tmp/g/ && source /tmp/g/device-env.sh /tmp/g).
+# This call: carry [".gpu-run"], `bash bench/gpu/device.sh [PARTS]`, where
+# PARTS is a comma-separated subset of tests,run,engine,programs (default all).
+# Everything it measures goes to $OUT.
+set -uo pipefail
+parts=${1:-tests,run,engine,programs}
+has() { [[ ",$parts," == *",$1,"* ]]; }
+source /tmp/g/device-env.sh /tmp/g >/dev/null || { echo "unpack the ORT bundle to /tmp/g first"; exit 3; }
+A=/tmp/arbor; rm -rf $A; mkdir -p $A && xz -dc .gpu-run/bins.tar.xz | tar -x -C $A
+export PATH=$A:$PATH ARBOR_TEST_DEVICE=cuda:0 ARBOR_PYTHON=python3 RUST_BACKTRACE=1 ARBOR_REFERENCE_DIR=$PWD/tests/reference
+OUT=${OUT:-/tmp/out}; mkdir -p $OUT
+nvidia-smi --query-gpu=name,memory.used,memory.total,driver_version --format=csv | tee $OUT/gpu.txt
+python3 -c "import numpy, safetensors" 2>&1 | tee -a $OUT/gpu.txt
+t() { echo "== $*"; local s=$(date +%s.%N); "$@"; local rc=$?; echo "== rc=$rc in $(echo "$(date +%s.%N) - $s" | bc) s"; return $rc; }
+if has tests; then
+  t timeout 240 $A/half --test-threads 1 --nocapture 2>&1 | tail -40 | tee $OUT/half.txt
+  t timeout 120 $A/reference --test-threads 1 2>&1 | tail -8 | tee $OUT/reference.txt
+fi
+M=/tmp/models; mkdir -p $M
+if has run; then
+  [ -f $M/tiny16/arbor.json ] || arbor export --random tiny --dtype f16 --out $M/tiny16 >/dev/null 2>&1
+  for g in few_shot tree_of_thought react_agent judge json_extract; do
+    t timeout 60 arbor run --cuda 0 --no-cache --model $M/tiny16 $A/guests/$g.wasm > $OUT/run-$g.txt 2>&1
+    echo "$g exit $?" | tee -a $OUT/run-exit.txt; tail -3 $OUT/run-$g.txt
+  done
+fi
+if has engine; then
+  [ -f $M/l1b/arbor.json ] || t arbor export --random llama-3.2-1b --out $M/l1b 2>&1 | tail -2
+  t timeout 200 arbor bench engine --model $M/l1b --cuda 0 --batch 1,8,32,64 --json 2>&1 | tee $OUT/engine-paged.jsonl | grep -v "^{" 
+  t timeout 150 arbor bench engine --model $M/l1b --cuda 0 --batch 1,32 --standard-graph --json 2>&1 | tee $OUT/engine-standard.jsonl | grep -v "^{"
+fi
+if has programs; then
+  for w in few-shot branching multi-turn; do
+    t timeout 120 arbor bench $w --model $M/l1b --cuda 0 --max-batch-tokens 4096 --json > $OUT/bench-$w.json 2> $OUT/bench-$w.err
+    tail -2 $OUT/bench-$w.err; head -c 600 $OUT/bench-$w.json; echo
+  done
+fi

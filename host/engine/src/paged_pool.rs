@@ -1,0 +1,192 @@
+//! The KV pool of the paged CUDA graph: one key and one value cache per
+//! layer, `[blocks, CUDA_BLOCK, KVH, HD]` in device memory, which the
+//! graph's `PagedAttention` nodes read and write in place.
+//!
+//! Invariant: each cache is one device buffer for the engine's lifetime,
+//! bound as both a node's cache input and its `_out` output, so that no
+//! step copies a pool (the operator requires the two to be the same
+//! buffer). Slot `s` is block `s / CUDA_BLOCK`, offset `s % CUDA_BLOCK`, the
+//! same numbering the KV manager hands out.
+//!
+//! Copy on write of a partly shared page runs in a second, tiny session:
+//! per cache a `GatherND` of the source slots into a `ScatterND` onto the
+//! destination slots, whose output is the graph output bound to the cache
+//! itself (ONNX Runtime's CUDA `ScatterND` skips its input-to-output copy
+//! when the buffers are the same).
+
+use crate::format::{CUDA_BLOCK, WeightDtype};
+use anyhow::{Context, Result, anyhow};
+use arbor_onnx::{Dim, ElemType, Graph};
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{IoBinding, Session};
+use ort::value::{DynTensor, Tensor, TensorElementType};
+
+/// Per-layer paged K/V caches on one CUDA device.
+pub struct PagedPool {
+    /// `k_cache_0, v_cache_0, k_cache_1, …`.
+    caches: Vec<DynTensor>,
+    copier: Session,
+    /// The copier's binding: every cache bound once as input and output.
+    copies: IoBinding,
+    /// Where the logits go: host memory, for sampling.
+    host: MemoryInfo<'static>,
+    blocks: usize,
+    // Dropped last: the caches' memory belongs to it.
+    _allocator: Allocator,
+}
+
+impl PagedPool {
+    /// Allocates `blocks` blocks per cache on CUDA device `id` through the
+    /// allocator of `session` (the forward session).
+    pub fn new(
+        session: &Session,
+        id: i32,
+        dtype: WeightDtype,
+        layers: usize,
+        blocks: usize,
+        kv_heads: usize,
+        head_dim: usize,
+    ) -> Result<Self> {
+        let device = MemoryInfo::new(
+            AllocationDevice::CUDA,
+            id,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )
+        .map_err(|e| anyhow!("CUDA memory info: {e}"))?;
+        let allocator = Allocator::new(session, device)
+            .map_err(|e| anyhow!("cannot get CUDA device {id}'s allocator: {e}"))?;
+        let elem = match dtype {
+            WeightDtype::F16 => TensorElementType::Float16,
+            WeightDtype::Bf16 => TensorElementType::Bfloat16,
+            WeightDtype::F32 => anyhow::bail!("the paged pool holds f16 or bf16 only"),
+        };
+        let shape = [blocks, CUDA_BLOCK, kv_heads, head_dim];
+        let bytes = 2 * layers * shape.iter().product::<usize>() * dtype.size();
+        let mut caches = Vec::with_capacity(2 * layers);
+        for _ in 0..2 * layers {
+            caches.push(DynTensor::new(&allocator, elem, shape).map_err(|e| {
+                anyhow!(
+                    "cannot allocate the KV pool ({:.2} GiB, {} slots) on CUDA device {id}: {e}; \
+                     use fewer KV slots",
+                    bytes as f64 / (1u64 << 30) as f64,
+                    blocks * CUDA_BLOCK
+                )
+            })?);
+        }
+
+        let model = copier_graph(dtype.elem(), layers, kv_heads as i64, head_dim as i64);
+        let env = crate::ort_env::environment()?;
+        let builder = Session::builder(&env)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_optimization_level(GraphOptimizationLevel::Level1)
+            .map_err(|e| anyhow!("{e}"))?;
+        let mut builder = crate::cuda::register(builder, id)?;
+        let copier = builder
+            .commit_from_memory(&model)
+            .map_err(|e| anyhow!("cannot load the KV copy graph on CUDA: {e}"))?;
+        let mut copies = copier.create_binding().map_err(|e| anyhow!("{e}"))?;
+        for (i, c) in caches.iter_mut().enumerate() {
+            let name = cache_name(i);
+            copies
+                .bind_input(&name, &*c)
+                .and_then(|()| copies.bind_output(format!("{name}_out"), &mut *c))
+                .map_err(|e| anyhow!("cannot bind the KV pool to the copier: {e}"))?;
+        }
+        Ok(PagedPool {
+            caches,
+            copier,
+            copies,
+            host: MemoryInfo::new(
+                AllocationDevice::CPU,
+                0,
+                AllocatorType::Device,
+                MemoryType::Default,
+            )
+            .map_err(|e| anyhow!("host memory info: {e}"))?,
+            blocks,
+            _allocator: allocator,
+        })
+    }
+
+    /// Token slots in the pool.
+    pub fn slots(&self) -> usize {
+        self.blocks * CUDA_BLOCK
+    }
+
+    /// Binds every cache as its node's input and `_out` output, and the
+    /// `logits` output to host memory.
+    pub fn bind(&mut self, b: &mut IoBinding) -> Result<()> {
+        for (i, c) in self.caches.iter_mut().enumerate() {
+            let name = cache_name(i);
+            b.bind_input(&name, &*c)
+                .and_then(|()| b.bind_output(format!("{name}_out"), &mut *c))
+                .map_err(|e| anyhow!("cannot bind the KV pool: {e}"))?;
+        }
+        b.bind_output_to_device("logits", &self.host)
+            .map_err(|e| anyhow!("cannot bind the logits: {e}"))
+    }
+
+    /// Copies every layer's K/V of slot `src` to slot `dst` for each pair.
+    pub fn copy(&mut self, pairs: &[(u32, u32)]) -> Result<()> {
+        let slots = self.slots() as u32;
+        if let Some(&(s, d)) = pairs.iter().find(|(s, d)| *s >= slots || *d >= slots) {
+            anyhow::bail!("KV copy {s} -> {d} is outside the pool ({slots} slots)");
+        }
+        let index = |pick: fn(&(u32, u32)) -> u32| -> Result<Tensor<i64>> {
+            let v: Vec<i64> = pairs
+                .iter()
+                .flat_map(|p| {
+                    let s = pick(p) as usize;
+                    [(s / CUDA_BLOCK) as i64, (s % CUDA_BLOCK) as i64]
+                })
+                .collect();
+            Ok(Tensor::from_array((vec![pairs.len(), 2], v))?)
+        };
+        let (src, dst) = (index(|p| p.0)?, index(|p| p.1)?);
+        self.copies.bind_input("src", &src)?;
+        self.copies.bind_input("dst", &dst)?;
+        let out = self
+            .copier
+            .run_binding(&self.copies)
+            .context("copying KV slots in the device pool")?;
+        drop(out);
+        Ok(())
+    }
+}
+
+/// Input name of cache `i` (keys and values of a layer alternate).
+fn cache_name(i: usize) -> String {
+    let kind = if i % 2 == 0 { 'k' } else { 'v' };
+    format!("{kind}_cache_{}", i / 2)
+}
+
+/// The copier: for each cache, `cache_out = ScatterND(cache, dst,
+/// GatherND(cache, src))` with `src`, `dst [N, 2] i64` as (block, offset).
+fn copier_graph(dtype: ElemType, layers: usize, kv_heads: i64, head_dim: i64) -> Vec<u8> {
+    let mut g = Graph::new();
+    let dims = || {
+        vec![
+            Dim::Named("NB"),
+            Dim::Fixed(CUDA_BLOCK as i64),
+            Dim::Fixed(kv_heads),
+            Dim::Fixed(head_dim),
+        ]
+    };
+    let src = g.input("src", ElemType::I64, vec![Dim::Named("N"), Dim::Fixed(2)]);
+    let dst = g.input("dst", ElemType::I64, vec![Dim::Named("N"), Dim::Fixed(2)]);
+    for i in 0..2 * layers {
+        let name = cache_name(i);
+        let c = g.input(&name, dtype, dims());
+        let rows = g.op1("GatherND", &[&c, &src], vec![]);
+        g.op_output(
+            "ScatterND",
+            &[&c, &dst, &rows],
+            &format!("{name}_out"),
+            dtype,
+            dims(),
+        );
+    }
+    g.to_model_bytes(arbor_onnx::OPSET, "arbor", "paged KV copier")
+}

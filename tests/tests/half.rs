@@ -1,0 +1,344 @@
+//! The paged CUDA graph in f16 and bf16, checked against the float64
+//! reference of the same (f32) checkpoint.
+//!
+//! Teacher-forced along the reference's greedy path of 32 tokens: at every
+//! position the engine's logits stay within half-precision tolerance of the
+//! reference's, and its top token is the reference's wherever the
+//! reference's top-two margin exceeds twice that tolerance (below it a near
+//! tie may go either way in half precision). Alone, in one ragged batch,
+//! prefilled in chunks that cross a page, and through forks that share a
+//! full page and copy a partly shared one.
+//!
+//! CUDA only (`PagedAttention` has no CPU kernel): without
+//! `ARBOR_TEST_DEVICE=cuda:N` every test says so and passes.
+
+use arbor_engine::engine::{BatchEntry, Engine, EngineOptions, Logits};
+use arbor_engine::format::CUDA_BLOCK;
+use arbor_engine::{Device, Preset, WeightDtype};
+use arbor_export::{export_from, write_random_checkpoint};
+use arbor_tests::{RefResult, reference, scratch_dir, test_device, test_options};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// Greedy tokens per prompt.
+const STEPS: usize = 32;
+
+/// Largest logit difference allowed against the f64 reference: weights
+/// rounded to the dtype, activations computed in it.
+fn tolerance(dtype: WeightDtype) -> f64 {
+    match dtype {
+        WeightDtype::F16 => 0.05,
+        WeightDtype::Bf16 => 0.25,
+        WeightDtype::F32 => 1e-3,
+    }
+}
+
+struct Fixture {
+    hf: PathBuf,
+    prompts: Vec<Vec<u32>>,
+    /// Reference of each prompt's teacher-forced sequence.
+    refs: Vec<RefResult>,
+    /// 300 tokens: one full page and 44 tokens of a second.
+    prefix: Vec<u32>,
+    suffixes: [Vec<u32>; 2],
+    fork_refs: Vec<RefResult>,
+}
+
+fn on_cuda() -> bool {
+    if matches!(test_device(), Device::Cuda(_)) {
+        return true;
+    }
+    eprintln!("skipped: the paged graph runs on CUDA only (set ARBOR_TEST_DEVICE=cuda:N)");
+    false
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = scratch_dir("half");
+        let hf = dir.join("hf");
+        write_random_checkpoint(Preset::Tiny, 11, WeightDtype::F32, &hf).expect("checkpoint");
+        let vocab = Preset::Tiny.config().vocab_size as u64;
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let mut ids = |n: usize| -> Vec<u32> {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % vocab) as u32
+                })
+                .collect()
+        };
+        // Lengths around page edges: 1, short, one token under and over a
+        // page, and a long prompt over two pages.
+        let prompts: Vec<Vec<u32>> = [1, 7, 40, CUDA_BLOCK - 1, CUDA_BLOCK + 1, 530]
+            .iter()
+            .map(|&n| ids(n))
+            .collect();
+        let prefix = ids(300);
+        let suffixes = [ids(9), ids(23)];
+        let mut all = prompts.clone();
+        all.extend(suffixes.iter().map(|s| [prefix.as_slice(), s].concat()));
+        let mut refs = reference(&hf, &all, STEPS).expect("reference forward pass");
+        let fork_refs = refs.split_off(prompts.len());
+        Fixture {
+            hf,
+            prompts,
+            refs,
+            prefix,
+            suffixes,
+            fork_refs,
+        }
+    })
+}
+
+/// The fixture's checkpoint exported in `dtype` and opened on the test device.
+fn engine(dtype: WeightDtype) -> Engine {
+    let f = fixture();
+    let out = f.hf.parent().unwrap().join(format!("{dtype:?}"));
+    if !out.join("arbor.json").exists() {
+        export_from(&f.hf, &out, dtype).expect("export");
+    }
+    let opts = EngineOptions {
+        kv_slots: 64 * CUDA_BLOCK,
+        ..test_options()
+    };
+    let e = Engine::open(&out, &opts).expect("open");
+    assert_eq!(e.page_size(), CUDA_BLOCK, "the paged graph is in use");
+    e
+}
+
+/// Slots of positions `0..len` in `pages`.
+fn slots(pages: &[u32], len: usize) -> Vec<u32> {
+    let p = CUDA_BLOCK as u32;
+    (0..len as u32)
+        .map(|i| pages[(i / p) as usize] * p + i % p)
+        .collect()
+}
+
+/// The teacher-forced tokens of a case: prompt, then the greedy path but
+/// its last token.
+fn forced(prompt: &[u32], r: &RefResult) -> Vec<u32> {
+    [prompt, &r.greedy[..STEPS - 1]].concat()
+}
+
+/// Worst logit error so far and the check of one row.
+#[derive(Default)]
+struct Check {
+    worst: f64,
+    rows: usize,
+    tokens_checked: usize,
+}
+
+impl Check {
+    /// Row `got` predicts position `pos + 1` of a case whose reference rows
+    /// are `want`.
+    fn row(&mut self, got: &[f32], want: &[f64], tol: f64, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: vocabulary size");
+        let mut worst = 0f64;
+        for (&g, &w) in got.iter().zip(want) {
+            let d = (g as f64 - w).abs();
+            worst = worst.max(if d.is_nan() { f64::INFINITY } else { d });
+        }
+        assert!(
+            worst <= tol,
+            "{what}: logits differ from the reference by {worst:.3e}, tolerance {tol:e}"
+        );
+        self.worst = self.worst.max(worst);
+        self.rows += 1;
+        let (mut best, mut second) = (0usize, usize::MAX);
+        for i in 1..want.len() {
+            if want[i] > want[best] {
+                second = best;
+                best = i;
+            } else if second == usize::MAX || want[i] > want[second] {
+                second = i;
+            }
+        }
+        if want[best] - want[second] > 2.0 * tol {
+            let top = (0..got.len()).fold(0, |b, i| if got[i] > got[b] { i } else { b });
+            assert_eq!(
+                top,
+                best,
+                "{what}: top token {top}, reference {best} (margin {:.3e})",
+                want[best] - want[second]
+            );
+            self.tokens_checked += 1;
+        }
+    }
+}
+
+/// Runs `cases` (tokens, reference rows) batched, prefilled in chunks of
+/// at most `chunk` tokens, every sequence in its own pages, and checks
+/// every logit row.
+fn run_cases(dtype: WeightDtype, cases: &[(Vec<u32>, &RefResult)], chunk: usize, what: &str) {
+    let mut e = engine(dtype);
+    let tol = tolerance(dtype);
+    let per = cases
+        .iter()
+        .map(|(t, _)| t.len().div_ceil(CUDA_BLOCK))
+        .max()
+        .unwrap();
+    let all: Vec<Vec<u32>> = (0..cases.len())
+        .map(|i| {
+            let pages: Vec<u32> = (0..per).map(|j| (i * per + j) as u32).collect();
+            slots(&pages, cases[i].0.len())
+        })
+        .collect();
+    let mut done = vec![0usize; cases.len()];
+    let mut check = Check::default();
+    while done.iter().zip(cases).any(|(&d, (t, _))| d < t.len()) {
+        let live: Vec<usize> = (0..cases.len())
+            .filter(|&i| done[i] < cases[i].0.len())
+            .collect();
+        let batch: Vec<BatchEntry> = live
+            .iter()
+            .map(|&i| {
+                let end = (done[i] + chunk).min(cases[i].0.len());
+                BatchEntry {
+                    tokens: &cases[i].0[done[i]..end],
+                    history: &all[i][..done[i]],
+                    new_slots: &all[i][done[i]..end],
+                    logits: Logits::All,
+                }
+            })
+            .collect();
+        let out = e
+            .forward(&batch)
+            .unwrap_or_else(|err| panic!("{what}: {err:#}"));
+        for (bi, &i) in live.iter().enumerate() {
+            for (k, row) in out.rows(bi).enumerate() {
+                let pos = done[i] + k;
+                check.row(
+                    row,
+                    &cases[i].1.logits[pos],
+                    tol,
+                    &format!("{what}, case {i}, position {pos}"),
+                );
+            }
+            done[i] = (done[i] + chunk).min(cases[i].0.len());
+        }
+    }
+    eprintln!(
+        "{what} ({dtype:?}): {} rows, worst logit error {:.3e} (tolerance {tol:e}), {} top tokens checked",
+        check.rows, check.worst, check.tokens_checked
+    );
+    assert!(
+        check.tokens_checked > 0,
+        "{what}: no position had a clear top token"
+    );
+}
+
+fn cases() -> Vec<(Vec<u32>, &'static RefResult)> {
+    let f = fixture();
+    f.prompts
+        .iter()
+        .zip(&f.refs)
+        .map(|(p, r)| (forced(p, r), r))
+        .collect()
+}
+
+#[test]
+fn each_prompt_alone() {
+    if !on_cuda() {
+        return;
+    }
+    for dtype in [WeightDtype::F16, WeightDtype::Bf16] {
+        for (i, c) in cases().into_iter().enumerate() {
+            run_cases(dtype, &[c], usize::MAX, &format!("prompt {i} alone"));
+        }
+    }
+}
+
+#[test]
+fn all_prompts_in_one_ragged_batch() {
+    if !on_cuda() {
+        return;
+    }
+    for dtype in [WeightDtype::F16, WeightDtype::Bf16] {
+        run_cases(dtype, &cases(), usize::MAX, "one ragged batch");
+    }
+}
+
+#[test]
+fn chunked_prefill_across_pages() {
+    if !on_cuda() {
+        return;
+    }
+    for dtype in [WeightDtype::F16, WeightDtype::Bf16] {
+        run_cases(dtype, &cases(), 100, "chunks of 100");
+    }
+}
+
+#[test]
+fn forks_share_a_full_page_and_copy_a_partial_one() {
+    if !on_cuda() {
+        return;
+    }
+    let f = fixture();
+    for dtype in [WeightDtype::F16, WeightDtype::Bf16] {
+        let tol = tolerance(dtype);
+        let mut e = engine(dtype);
+        // The prefix in pages 0 and 1 (256 + 44 tokens).
+        let prefix_slots = slots(&[0, 1], f.prefix.len());
+        e.forward(&[BatchEntry {
+            tokens: &f.prefix,
+            history: &[],
+            new_slots: &prefix_slots,
+            logits: Logits::None,
+        }])
+        .unwrap();
+        // Each child shares page 0 and copies page 1's 44 tokens into a page
+        // of its own (2 and 3), as the KV manager's copy on write does.
+        let partial = f.prefix.len() - CUDA_BLOCK;
+        let mut copies = Vec::new();
+        let mut child_slots = Vec::new();
+        for c in 0..2u32 {
+            let own = 2 + c;
+            for k in 0..partial as u32 {
+                copies.push((CUDA_BLOCK as u32 + k, own * CUDA_BLOCK as u32 + k));
+            }
+            child_slots.push(slots(
+                &[0, own],
+                f.prefix.len() + f.suffixes[c as usize].len() + STEPS,
+            ));
+        }
+        e.copy_slots(&copies).unwrap();
+        let tails: Vec<Vec<u32>> = (0..2)
+            .map(|c| {
+                [
+                    f.suffixes[c].as_slice(),
+                    &f.fork_refs[c].greedy[..STEPS - 1],
+                ]
+                .concat()
+            })
+            .collect();
+        let n = f.prefix.len();
+        let batch: Vec<BatchEntry> = (0..2)
+            .map(|c| BatchEntry {
+                tokens: &tails[c],
+                history: &child_slots[c][..n],
+                new_slots: &child_slots[c][n..n + tails[c].len()],
+                logits: Logits::All,
+            })
+            .collect();
+        let out = e.forward(&batch).unwrap();
+        let mut check = Check::default();
+        for c in 0..2 {
+            for (k, row) in out.rows(c).enumerate() {
+                check.row(
+                    row,
+                    &f.fork_refs[c].logits[n + k],
+                    tol,
+                    &format!("fork {c}, position {}", n + k),
+                );
+            }
+        }
+        eprintln!(
+            "forks ({dtype:?}): {} rows, worst logit error {:.3e}, {} top tokens checked",
+            check.rows, check.worst, check.tokens_checked
+        );
+        assert!(check.tokens_checked > 0);
+    }
+}

@@ -3,10 +3,10 @@
 # the ORT bundle was unpacked to /tmp/g by a first call (carry [".gpu"]:
 #   mkdir -p /tmp/g && cp .gpu/* /tmp/g/ && source /tmp/g/device-env.sh /tmp/g).
 # This call: carry [".gpu-run"], `bash bench/gpu/device.sh [PARTS]`, where
-# PARTS is a comma-separated subset of tests,run,engine,programs (default all).
+# PARTS is a comma-separated subset of tests,run,engine,profile,programs (default all).
 # Everything it measures goes to $OUT.
 set -uo pipefail
-parts=${1:-tests,run,engine,programs}
+parts=${1:-tests,run,engine,profile,programs}
 has() { [[ ",$parts," == *",$1,"* ]]; }
 source /tmp/g/device-env.sh /tmp/g >/dev/null || { echo "unpack the ORT bundle to /tmp/g first"; exit 3; }
 A=/tmp/arbor; rm -rf $A; mkdir -p $A && xz -dc .gpu-run/bins.tar.xz | tar -x -C $A
@@ -14,7 +14,7 @@ export PATH=$A:$PATH ARBOR_TEST_DEVICE=cuda:0 ARBOR_PYTHON=python3 RUST_BACKTRAC
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 nvidia-smi --query-gpu=name,memory.used,memory.total,driver_version --format=csv | tee $OUT/gpu.txt
 python3 -c "import numpy, safetensors" 2>&1 | tee -a $OUT/gpu.txt
-t() { echo "== $*"; local s=$(date +%s.%N); "$@"; local rc=$?; echo "== rc=$rc in $(echo "$(date +%s.%N) - $s" | bc) s"; return $rc; }
+t() { echo "== $*"; local s=$SECONDS; "$@"; local rc=$?; echo "== rc=$rc in $((SECONDS - s)) s"; return $rc; }
 if has tests; then
   t timeout 240 $A/half --test-threads 1 --nocapture 2>&1 | tail -40 | tee $OUT/half.txt
   t timeout 120 $A/reference --test-threads 1 2>&1 | tail -8 | tee $OUT/reference.txt
@@ -23,7 +23,8 @@ M=/tmp/models; mkdir -p $M
 if has run; then
   [ -f $M/tiny16/arbor.json ] || arbor export --random tiny --dtype f16 --out $M/tiny16 >/dev/null 2>&1
   for g in few_shot tree_of_thought react_agent judge json_extract; do
-    t timeout 60 arbor run --cuda 0 --no-cache --model $M/tiny16 $A/guests/$g.wasm > $OUT/run-$g.txt 2>&1
+    input='{}'; [ $g = judge ] && input='{"question": "Is the sky blue?", "answer_a": "Yes.", "answer_b": "No."}'
+    t timeout 60 arbor run --cuda 0 --no-cache --model $M/tiny16 --input "$input" $A/guests/$g.wasm > $OUT/run-$g.txt 2>&1
     echo "$g exit $?" | tee -a $OUT/run-exit.txt; tail -3 $OUT/run-$g.txt
   done
 fi
@@ -31,6 +32,11 @@ if has engine; then
   [ -f $M/l1b/arbor.json ] || t arbor export --random llama-3.2-1b --out $M/l1b 2>&1 | tail -2
   t timeout 200 arbor bench engine --model $M/l1b --cuda 0 --batch 1,8,32,64 --json 2>&1 | tee $OUT/engine-paged.jsonl | grep -v "^{" 
   t timeout 150 arbor bench engine --model $M/l1b --cuda 0 --batch 1,32 --standard-graph --json 2>&1 | tee $OUT/engine-standard.jsonl | grep -v "^{"
+fi
+if has profile; then
+  # ONNX Runtime's per-node timings of a decode at batch 32: where a step goes.
+  rm -f /tmp/ortprof*; ARBOR_ORT_PROFILE=/tmp/ortprof timeout 120 arbor bench engine --model $M/l1b --cuda 0 --batch 32 --decode-steps 8 --reps 1 >/dev/null 2>&1
+  python3 bench/gpu/ort_profile.py /tmp/ortprof*.json | tee $OUT/profile.txt
 fi
 if has programs; then
   for w in few-shot branching multi-turn; do

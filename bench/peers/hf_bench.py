@@ -74,7 +74,10 @@ def main(argv=None):
     cfg = model.config
     vocab = cfg.vocab_size
     eos, pad = cfg.eos_token_id, cfg.pad_token_id if cfg.pad_token_id is not None else cfg.eos_token_id
-    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    fwd_params = inspect.signature(model.forward).parameters
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in fwd_params else {}
+    # transformers >= 5.2x names the KV cache argument and output `cache` (`past_key_values` before).
+    cache_kw = "cache" if "cache" in fwd_params else "past_key_values"
     shape_file = os.path.join(a.model, "peers_shape.json")
     report = {
         "peer": "transformers",
@@ -109,22 +112,29 @@ def main(argv=None):
         g = W.Ids(vocab, seed)
         return torch.tensor([g(n) for _ in range(rows)], dtype=torch.long, device=dev)
 
+    def cache_of(out):
+        return out[cache_kw] if cache_kw in out else out.past_key_values
+
     def prefill(ids):
         out = model(input_ids=ids, use_cache=True, **keep)
-        return out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+        return cache_of(out), out.logits[:, -1].argmax(-1, keepdim=True)
 
     def step(tok, pkv):
-        out = model(input_ids=tok, past_key_values=pkv, use_cache=True)
-        return out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+        out = model(input_ids=tok, use_cache=True, **{cache_kw: pkv})
+        return cache_of(out), out.logits[:, -1].argmax(-1, keepdim=True)
 
-    gen_cfg = GenerationConfig(do_sample=False, num_beams=1, eos_token_id=eos, pad_token_id=pad,
-                               bos_token_id=cfg.bos_token_id)
+    gen_cfgs = {}
+
+    def gen_cfg(n):  # min_new_tokens = max_new_tokens: EOS cannot end a sequence early
+        if n not in gen_cfgs:
+            gen_cfgs[n] = GenerationConfig(do_sample=False, num_beams=1, eos_token_id=eos, pad_token_id=pad,
+                                           bos_token_id=cfg.bos_token_id, max_new_tokens=n, min_new_tokens=n)
+        return gen_cfgs[n]
 
     def run_batch(prompts, n):
         ids = torch.tensor(prompts, dtype=torch.long, device=dev)
         if a.driver == "generate":
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=gen_cfg,
-                                 max_new_tokens=n, min_new_tokens=n)
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=gen_cfg(n))
             return out[:, ids.shape[1]:].tolist()
         pkv, tok = prefill(ids)
         toks = [tok]
@@ -135,6 +145,7 @@ def main(argv=None):
 
     only = set(a.only.split(","))
     with torch.inference_mode():
+        report["probe"] = run_batch([W.probe_prompt(vocab)], 8)[0]
         if "decode" in only:
             for b in W.int_list(a.decode_batches):
                 try:

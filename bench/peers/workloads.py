@@ -170,6 +170,8 @@ def describe(name: str, shapes: str) -> str:
 # ---------------------------------------------------------------------------------------------------
 
 RunBatch = Callable[[list[list[int]], int], list[list[int]]]
+# All ready calls of a wave at once, any lengths: [(prompt, n)] -> outputs (a continuous batcher).
+RunWave = Callable[[list[tuple[list[int], int]]], list[list[int]]]
 
 
 @dataclass
@@ -180,11 +182,14 @@ class DriveStats:
     prompt_tokens: int
     generated_tokens: int
     largest_batch: int
+    extra: dict = field(default_factory=dict)
 
 
-def drive(programs: Sequence[Program], run_batch: RunBatch, max_batch: int) -> DriveStats:
+def drive(programs: Sequence[Program], run_batch: RunBatch | None, max_batch: int,
+          run_wave: RunWave | None = None) -> DriveStats:
     """Runs every program to completion in waves; returns wall time and counts. `run_batch(prompts,
-    n)` gets equal-length prompts and returns n new tokens for each."""
+    n)` gets equal-length prompts and returns n new tokens for each; `run_wave`, if given instead,
+    gets every ready call of the wave (then max_batch is the runner's business)."""
     done: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
     total = sum(len(p.steps) for p in programs)
     calls = batches = ptoks = gtoks = largest = 0
@@ -198,48 +203,63 @@ def drive(programs: Sequence[Program], run_batch: RunBatch, max_batch: int) -> D
                     ready.append(((pi, si), prompt, s.max_new))
         if not ready:
             raise RuntimeError("workload has a cycle")
-        groups: dict[tuple[int, int], list] = {}
-        for r in ready:
-            groups.setdefault((len(r[1]), r[2]), []).append(r)
-        for (_, n), rs in groups.items():
-            for i in range(0, len(rs), max_batch):
-                chunk = rs[i:i + max_batch]
-                outs = run_batch([r[1] for r in chunk], n)
-                assert len(outs) == len(chunk), "run_batch returned the wrong number of outputs"
-                for (key, prompt, _), o in zip(chunk, outs):
-                    assert len(o) == n, f"asked for {n} new tokens, got {len(o)}"
-                    done[key] = (prompt, list(o))
-                    ptoks += len(prompt)
-                    gtoks += n
-                calls += len(chunk)
-                batches += 1
-                largest = max(largest, len(chunk))
+        if run_wave is not None:
+            chunks = [(ready, run_wave([(r[1], r[2]) for r in ready]))]
+        else:
+            groups: dict[tuple[int, int], list] = {}
+            for r in ready:
+                groups.setdefault((len(r[1]), r[2]), []).append(r)
+            chunks = []
+            for (_, n), rs in groups.items():
+                for i in range(0, len(rs), max_batch):
+                    chunk = rs[i:i + max_batch]
+                    chunks.append((chunk, run_batch([r[1] for r in chunk], n)))
+        for chunk, outs in chunks:
+            assert len(outs) == len(chunk), "the runner returned the wrong number of outputs"
+            for (key, prompt, n), o in zip(chunk, outs):
+                assert len(o) == n, f"asked for {n} new tokens, got {len(o)}"
+                done[key] = (prompt, list(o))
+                ptoks += len(prompt)
+                gtoks += n
+            calls += len(chunk)
+            batches += 1
+            largest = max(largest, len(chunk))
     return DriveStats(time.perf_counter() - t0, calls, batches, ptoks, gtoks, largest)
 
 
-def run_workload(name: str, shapes: str, vocab: int, run_batch: RunBatch, max_batch: int, reps: int,
-                 seed: int = 1, log=print) -> dict:
+def run_workload(name: str, shapes: str, vocab: int, run_batch: RunBatch | None, max_batch: int, reps: int,
+                 seed: int = 1, log=print, run_wave: RunWave | None = None,
+                 reset: Callable[[], None] | None = None, stats: Callable[[], dict] | None = None) -> dict:
     """An untimed warm-up on a copy of the workload with other ids, then `reps` timed runs; the
-    median run (by programs/s) is reported, in the fields `arbor bench <workload> --json` uses."""
+    median run (by programs/s) is reported, in the fields `arbor bench <workload> --json` uses.
+    `reset()` runs (untimed) before every run, `stats()` after it (merged into the result)."""
+    label = "whole waves" if run_wave is not None else f"max batch {max_batch}"
     warm = build(name, shapes, vocab, seed ^ 0xABC)
-    log(f"{name}: warm-up, max batch {max_batch} ...")
-    drive(warm, run_batch, max_batch)
+    log(f"{name}: warm-up, {label} ...")
+    if reset:
+        reset()
+    drive(warm, run_batch, max_batch, run_wave)
     programs = build(name, shapes, vocab, seed)
     runs = []
     for r in range(max(1, reps)):
-        st = drive(programs, run_batch, max_batch)
-        log(f"{name}: max batch {max_batch}, run {r + 1}: {len(programs) / st.seconds:.2f} programs/s "
-            f"({st.calls} calls in {st.batches} batches, {st.seconds:.3f} s)")
+        if reset:
+            reset()
+        st = drive(programs, run_batch, max_batch, run_wave)
+        if stats:
+            st.extra = stats()
+        log(f"{name}: {label}, run {r + 1}: {len(programs) / st.seconds:.2f} programs/s "
+            f"({st.calls} calls in {st.batches} {'waves' if run_wave else 'batches'}, {st.seconds:.3f} s)"
+            + (f" {st.extra}" if st.extra else ""))
         runs.append(st)
     runs.sort(key=lambda s: s.seconds)
     st = runs[len(runs) // 2]
     unit = "chats/s" if name == "multi-turn" else "programs/s"
-    return {
+    out = {
         "bench": "workload",
         "workload": name,
         "shapes": shapes,
         "shape": describe(name, shapes),
-        "max_batch": max_batch,
+        "max_batch": max_batch if run_wave is None else None,
         "programs": len(programs),
         "calls": st.calls,
         "batches": st.batches,
@@ -251,9 +271,13 @@ def run_workload(name: str, shapes: str, vocab: int, run_batch: RunBatch, max_ba
         "throughput_unit": unit,
         "tokens_per_s": (st.prompt_tokens + st.generated_tokens) / st.seconds,
         "reps": max(1, reps),
-        "driven": (f"waves: every ready call of every program, grouped by prompt length, batched "
-                   f"{max_batch} at most per call; each call has its whole prompt (no prefix reuse)"),
+        "driven": ("waves: every ready call of every program handed to the runner at once"
+                   if run_wave is not None else
+                   f"waves: every ready call of every program, grouped by prompt length, batched "
+                   f"{max_batch} at most per call; each call has its whole prompt"),
     }
+    out.update(st.extra)
+    return out
 
 
 def median_time(reps: int, f: Callable[[], None], sync: Callable[[], None] = lambda: None) -> float:
@@ -269,6 +293,13 @@ def median_time(reps: int, f: Callable[[], None], sync: Callable[[], None] = lam
         ts.append(time.perf_counter() - t0)
     ts.sort()
     return ts[len(ts) // 2]
+
+
+def probe_prompt(vocab: int) -> list[int]:
+    """A fixed 32-token prompt; each peer reports its 8 greedy tokens after it (the `probe` field), so
+    that table.py can show whether the peers run the same function (random weights make near-ties
+    common, so fp16 rounding may flip a token: a mismatch is a hint, not a verdict)."""
+    return Ids(vocab, 12345)(32)
 
 
 def int_list(s: str) -> list[int]:

@@ -342,3 +342,58 @@ fn forks_share_a_full_page_and_copy_a_partial_one() {
         assert!(check.tokens_checked > 0);
     }
 }
+
+#[test]
+fn greedy_rows_return_the_device_arg_max() {
+    if !on_cuda() {
+        return;
+    }
+    let f = fixture();
+    for dtype in [WeightDtype::F16, WeightDtype::Bf16] {
+        let tol = tolerance(dtype);
+        let mut e = engine(dtype);
+        let per = 3;
+        let all: Vec<Vec<u32>> = (0..f.prompts.len())
+            .map(|i| {
+                let pages: Vec<u32> = (0..per).map(|j| (i * per + j) as u32).collect();
+                slots(&pages, f.prompts[i].len() + STEPS)
+            })
+            .collect();
+        let forced: Vec<Vec<u32>> = f
+            .prompts
+            .iter()
+            .zip(&f.refs)
+            .map(|(p, r)| forced(p, r))
+            .collect();
+        let mut checked = 0;
+        // The prompts, then each greedy step teacher-forced, every row
+        // asking for its arg max only: only ids come back.
+        for step in 0..STEPS {
+            let batch: Vec<BatchEntry> = (0..f.prompts.len())
+                .map(|i| {
+                    let (from, to) = match step {
+                        0 => (0, f.prompts[i].len()),
+                        _ => (f.prompts[i].len() + step - 1, f.prompts[i].len() + step),
+                    };
+                    BatchEntry {
+                        tokens: &forced[i][from..to],
+                        history: &all[i][..from],
+                        new_slots: &all[i][from..to],
+                        logits: Logits::Greedy,
+                    }
+                })
+                .collect();
+            let out = e.forward(&batch).unwrap();
+            for (i, r) in f.refs.iter().enumerate() {
+                assert_eq!(out.rows(i).len(), 0, "greedy rows bring no logits back");
+                let got = out.token(i).expect("a greedy row has its token");
+                if r.margins[step] > 2.0 * tol {
+                    assert_eq!(got, r.greedy[step], "{dtype:?} prompt {i} step {step}");
+                    checked += 1;
+                }
+            }
+        }
+        eprintln!("device arg max ({dtype:?}): {checked} tokens checked");
+        assert!(checked > 0);
+    }
+}

@@ -24,13 +24,18 @@ use ort::value::{DynTensor, Tensor, TensorElementType};
 
 /// Per-layer paged K/V caches on one CUDA device.
 pub struct PagedPool {
-    /// `k_cache_0, v_cache_0, k_cache_1, …`.
-    caches: Vec<DynTensor>,
+    /// `k_cache_0, v_cache_0, k_cache_1, …`: owned here, and only used
+    /// through the bindings, which name them once.
+    _caches: Vec<DynTensor>,
     copier: Session,
     /// The copier's binding: every cache bound once as input and output.
     copies: IoBinding,
-    /// Where the logits go: host memory, for sampling.
-    host: MemoryInfo<'static>,
+    /// The forward graph's bindings, caches bound once: one fetching the
+    /// logits, one fetching only the arg max ids. Two, because an output
+    /// stays bound (and computed) until cleared, and clearing would unbind
+    /// the caches too.
+    fetch_logits: IoBinding,
+    fetch_ids: IoBinding,
     blocks: usize,
     // Dropped last: the caches' memory belongs to it.
     _allocator: Allocator,
@@ -94,17 +99,32 @@ impl PagedPool {
                 .and_then(|()| copies.bind_output(format!("{name}_out"), &mut *c))
                 .map_err(|e| anyhow!("cannot bind the KV pool to the copier: {e}"))?;
         }
+        let host = MemoryInfo::new(
+            AllocationDevice::CPU,
+            0,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )
+        .map_err(|e| anyhow!("host memory info: {e}"))?;
+        let mut forward = |fetch: &str| -> Result<IoBinding> {
+            let mut b = session.create_binding().map_err(|e| anyhow!("{e}"))?;
+            for (i, c) in caches.iter_mut().enumerate() {
+                let name = cache_name(i);
+                b.bind_input(&name, &*c)
+                    .and_then(|()| b.bind_output(format!("{name}_out"), &mut *c))
+                    .map_err(|e| anyhow!("cannot bind the KV pool: {e}"))?;
+            }
+            b.bind_output_to_device(fetch, &host)
+                .map_err(|e| anyhow!("cannot bind {fetch}: {e}"))?;
+            Ok(b)
+        };
+        let (fetch_logits, fetch_ids) = (forward("logits")?, forward("next_token")?);
         Ok(PagedPool {
-            caches,
+            _caches: caches,
             copier,
             copies,
-            host: MemoryInfo::new(
-                AllocationDevice::CPU,
-                0,
-                AllocatorType::Device,
-                MemoryType::Default,
-            )
-            .map_err(|e| anyhow!("host memory info: {e}"))?,
+            fetch_logits,
+            fetch_ids,
             blocks,
             _allocator: allocator,
         })
@@ -115,17 +135,15 @@ impl PagedPool {
         self.blocks * CUDA_BLOCK
     }
 
-    /// Binds every cache as its node's input and `_out` output, and the
-    /// `logits` output to host memory.
-    pub fn bind(&mut self, b: &mut IoBinding) -> Result<()> {
-        for (i, c) in self.caches.iter_mut().enumerate() {
-            let name = cache_name(i);
-            b.bind_input(&name, &*c)
-                .and_then(|()| b.bind_output(format!("{name}_out"), &mut *c))
-                .map_err(|e| anyhow!("cannot bind the KV pool: {e}"))?;
+    /// The forward graph's binding with the caches bound, fetching only
+    /// `next_token` to host memory if `ids_only`, else only `logits`; the
+    /// caller binds the step's inputs.
+    pub fn binding(&mut self, ids_only: bool) -> &mut IoBinding {
+        if ids_only {
+            &mut self.fetch_ids
+        } else {
+            &mut self.fetch_logits
         }
-        b.bind_output_to_device("logits", &self.host)
-            .map_err(|e| anyhow!("cannot bind the logits: {e}"))
     }
 
     /// Copies every layer's K/V of slot `src` to slot `dst` for each pair.

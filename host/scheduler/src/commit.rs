@@ -110,9 +110,13 @@ impl Core {
             let kv = job.kv.as_mut().expect("planned rows have KV");
             self.kv.commit_prefix(kv, &job.tokens);
         }
-        let Some(row) = out.last(ei) else { return };
+        let (row, token) = (out.last(ei), out.token(ei));
+        if row.is_none() && token.is_none() {
+            return;
+        }
         let next = match &mut job.work {
             Work::Score(s) => {
+                let Some(row) = row else { return };
                 s.on_prompt(row);
                 Next::Continue
             }
@@ -124,7 +128,11 @@ impl Core {
                     jump_forward: self.cfg.jump_forward,
                     max_context: self.engine.max_context(),
                 };
-                let decoded = d.on_logits(&ctx, row, job.tokens.len());
+                let decoded = match (token, row) {
+                    (Some(t), _) => d.on_token(&ctx, t, job.tokens.len()),
+                    (None, Some(row)) => d.on_logits(&ctx, row, job.tokens.len()),
+                    (None, None) => unreachable!("checked above"),
+                };
                 if let Some(us) = decoded.mask_us {
                     self.masks.record(us);
                     self.stats.constrained_sampled_tokens += 1;

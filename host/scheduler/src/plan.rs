@@ -144,12 +144,16 @@ impl Core {
             }
             let pending = j.pending();
             if pending > 0 {
+                let logits_when_done = match &j.work {
+                    Work::Gen(d) if d.greedy_only() => Logits::Greedy,
+                    _ => Logits::Last,
+                };
                 let w = Want {
                     job: i,
                     kind: RowKind::Own,
                     n: pending,
                     pending,
-                    logits_when_done: Logits::Last,
+                    logits_when_done,
                     decode: j.prefilled && pending == 1,
                 };
                 if w.decode {

@@ -260,14 +260,14 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
                 tokens: h,
                 history: &[],
                 new_slots: &s[..h.len()],
-                logits: Logits::Last,
+                logits: Logits::Greedy,
             })
             .collect();
         let first = engine
             .forward(&entries)
             .context("prefilling the decode histories")?;
         let start: Vec<u32> = (0..b)
-            .map(|i| argmax(first.last(i).expect("asked for logits")))
+            .map(|i| first.token(i).expect("asked for the arg max"))
             .collect();
         eprint!("bench: {name} decode batch {b} ...");
         let seconds = timed(a.reps, || {
@@ -284,12 +284,12 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
                         tokens: t,
                         history: &s[..len],
                         new_slots: &s[len..len + 1],
-                        logits: Logits::Last,
+                        logits: Logits::Greedy,
                     })
                     .collect();
                 let o = engine.forward(&entries)?;
                 for (i, t) in toks.iter_mut().enumerate() {
-                    *t = argmax(o.last(i).expect("asked for logits"));
+                    *t = o.token(i).expect("asked for the arg max");
                 }
             }
             Ok(())
@@ -360,13 +360,4 @@ fn emit(a: &EngineArgs, m: Measurement, out: &mut Vec<Measurement>) -> Result<()
     }
     out.push(m);
     Ok(())
-}
-
-fn argmax(row: &[f32]) -> u32 {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 { (i, v) } else { best }
-        })
-        .0 as u32
 }

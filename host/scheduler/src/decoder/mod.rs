@@ -94,6 +94,32 @@ impl Decoder {
         self.tx.is_closed()
     }
 
+    /// Whether the next token is the logits' arg max and nothing else of
+    /// them is needed (greedy, no penalties, no constraint, no logprobs): the
+    /// engine may then hand over the token alone ([`Decoder::on_token`]).
+    pub fn greedy_only(&self) -> bool {
+        let p = &self.req.sampling;
+        p.temperature == 0.0
+            && p.repetition_penalty == 1.0
+            && p.frequency_penalty == 0.0
+            && p.presence_penalty == 0.0
+            && self.fsm.is_none()
+            && self.req.logprobs.is_none()
+    }
+
+    /// Takes `tok`, the arg max the engine computed for a
+    /// [`Decoder::greedy_only`] generation, as [`Decoder::on_logits`] would
+    /// have sampled it.
+    pub fn on_token(&mut self, ctx: &DecodeCtx<'_>, tok: u32, context_len: usize) -> Decoded {
+        let d = Decoded {
+            appended: Vec::new(),
+            next: Next::Continue,
+            mask_us: None,
+            jumped: 0,
+        };
+        self.accept(ctx, tok, None, context_len, d)
+    }
+
     /// Samples from `row` (the logits after the last token of a sequence of
     /// `context_len` tokens), applies constraint and stop rules, and
     /// streams what entered the output.
@@ -112,10 +138,23 @@ impl Decoder {
         }
         let tok = self.sampler.sample(&mut logits);
         // From the raw row: the model's distribution, not the sampler's.
-        let mut logprob = self.req.logprobs.map(|k| {
+        let logprob = self.req.logprobs.map(|k| {
             let (logprob, top) = top_logprobs(row, tok, k);
             TokenLogprob { logprob, top }
         });
+        self.accept(ctx, tok, logprob, context_len, d)
+    }
+
+    /// Applies constraint and stop rules to the chosen `tok` and streams
+    /// what entered the output.
+    fn accept(
+        &mut self,
+        ctx: &DecodeCtx<'_>,
+        tok: u32,
+        mut logprob: Option<TokenLogprob>,
+        context_len: usize,
+        mut d: Decoded,
+    ) -> Decoded {
         let is_eos = ctx.eos.contains(&tok);
         let mut new = vec![tok];
         let mut complete = false;

@@ -208,7 +208,7 @@ impl StepEngine for FakeEngine {
                 ));
                 let want = match e.logits {
                     Logits::None => false,
-                    Logits::Last => k + 1 == e.tokens.len(),
+                    Logits::Last | Logits::Greedy => k + 1 == e.tokens.len(),
                     Logits::All => true,
                 };
                 if want {

@@ -17,8 +17,13 @@ is not yet in the cache (so n new tokens = the prompt forward + n-1 decode forwa
   prefill   batch 1: append_tokens(L ids) + generate_next_token() + get_next_tokens(), timed; the
             generator's creation (its KV allocation) is timed apart (setup_ms)
   few-shot, branching, multi-turn: workloads.py's shapes, in waves (ready calls of all programs
-            batched, at most --*-batches per call; equal lengths, so no padding); GenAI keeps nothing
-            between calls (no prefix cache), so each call has its whole prompt.
+            batched, at most --*-batches per call; equal lengths, so no padding); a Generator keeps
+            nothing between calls (no prefix cache), so each call has its whole prompt.
+  --drivers engine (also by default): the workloads through og.Engine, GenAI 0.18's continuous batcher
+            over a paged KV cache (a model built with --extra_options use_paged_attention=true, given as
+            --engine-model): every ready call of a wave is a request, all handed over at once; once with
+            engine.dynamic_batching.prefix_caching off and once on (GenAI 0.18's engine can reuse cached
+            prefixes: its hit rate is reported as cached_prompt_tokens / hit_rate).
 Times: median of --reps / --workload-reps after one untimed warm-up. One JSON object on stdout and in
 --out (rewritten after every measurement).
 """
@@ -84,9 +89,11 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
-    if a.tiny:
-        a.decode_batches, a.prefill_lens, a.fewshot_batches = "1,4", "128,512", "1,16"
-        a.branching_batches, a.reps, a.workload_reps = "16", 1, 1
+    if a.tiny:  # smaller defaults; what was given explicitly stays
+        for k, v in dict(decode_batches="1,4", prefill_lens="128,512", fewshot_batches="1,16",
+                         branching_batches="16", reps=1, workload_reps=1).items():
+            if getattr(a, k) == ap.get_default(k):
+                setattr(a, k, v)
 
     import onnxruntime_genai as og
 
@@ -110,7 +117,7 @@ def main(argv=None):
                      "ort_lib": os.environ.get("ORT_LIB_PATH", "")},
         "device": gpu_name() if (a.provider or "cuda") != "cpu" else platform.processor() or "cpu",
         "model_device_type": getattr(model, "device_type", "?"),
-        "dtype": "float16",
+        "dtype": "float16" if (a.provider or "cuda") != "cpu" else "as built",
         "model_dir": a.model,
         "model": json.load(open(shape_file)) if os.path.exists(shape_file) else None,
         "genai_config": {"search": gcfg.get("search"),
@@ -123,7 +130,7 @@ def main(argv=None):
         "og_api": {c: api(getattr(og, c)) for c in ("Generator", "GeneratorParams", "Engine", "Request")
                    if hasattr(og, c)},
         "driven": {
-            "engine": ("one og.Generator per measurement (batch_size=B, max_length=exact, min_length=max_length, "
+            "decode_prefill": ("one og.Generator per measurement (batch_size=B, max_length=exact, min_length=max_length, "
                        "greedy); decode: 32 generate_next_token() after the prompt and first token; prefill: "
                        "append_tokens + first generate_next_token + get_next_tokens"),
             "workloads": ("one og.Generator per batch of equal-length prompts: append_tokens(B x L), n x "
@@ -250,14 +257,20 @@ def engine_workloads(a, og, only, vocab, report, emit):
                               "search_chunk_size": gcfg.get("search", {}).get("chunk_size")}
     F = og.EngineEventFlags
     for setting in settings:
-        config = og.Config(path)
-        if a.provider:
-            config.clear_providers()
-            if a.provider != "cpu":
-                config.append_provider(a.provider)
-        if setting in ("on", "off"):
-            config.overlay(json.dumps({"engine": {"dynamic_batching": {"prefix_caching": setting == "on"}}}))
-        model = og.Model(config)
+        try:
+            config = og.Config(path)
+            if a.provider:
+                config.clear_providers()
+                if a.provider != "cpu":
+                    config.append_provider(a.provider)
+            if setting in ("on", "off"):
+                config.overlay(json.dumps({"engine": {"dynamic_batching": {"prefix_caching": setting == "on"}}}))
+            model = og.Model(config)
+        except Exception as e:
+            log(f"engine, prefix caching {setting}: {e!r}")
+            emit({"bench": "workload", "workload": "(engine setup)", "driver": "engine", "prefix_caching": setting,
+                  "error": repr(e)[:500]})
+            continue
         st = {"engine": None}
 
         def reset():

@@ -54,9 +54,11 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
-    if a.tiny:
-        a.decode_batches, a.prefill_lens, a.fewshot_batches = "1,4", "128,512", "1,16"
-        a.branching_batches, a.reps, a.workload_reps = "16", 1, 1
+    if a.tiny:  # smaller defaults; what was given explicitly stays
+        for k, v in dict(decode_batches="1,4", prefill_lens="128,512", fewshot_batches="1,16",
+                         branching_batches="16", reps=1, workload_reps=1).items():
+            if getattr(a, k) == ap.get_default(k):
+                setattr(a, k, v)
 
     import torch
     import transformers
@@ -91,7 +93,7 @@ def main(argv=None):
         "params": sum(p.numel() for p in model.parameters()),
         "load_s": round(load_s, 2),
         "driven": {
-            "engine": ("eager PyTorch, torch.inference_mode; decode: model(B x 1) per step on the "
+            "decode_prefill": ("eager PyTorch, torch.inference_mode; decode: model(B x 1) per step on the "
                        "DynamicCache of the prompt's forward, argmax on the device; prefill: one "
                        "model(1 x L) forward (logits of the last token only) + argmax"),
             "workloads": (f"driver={a.driver}: " + ("model.generate(input_ids, attention_mask, "

@@ -84,11 +84,14 @@ build() {  # build OUTDIR LOG [extra options...]: the machine's onnxruntime serv
   local pkg; pkg=$(python3 -c 'import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))') || return 1
   rm -rf /tmp/shim2 && mkdir -p /tmp/shim2/onnxruntime/capi
   for f in "$pkg"/*; do [ "$(basename "$f")" = capi ] || ln -s "$f" /tmp/shim2/onnxruntime/; done
-  for f in "$pkg"/capi/*; do case "$(basename "$f")" in libonnxruntime.so*) ;; *) ln -s "$f" /tmp/shim2/onnxruntime/capi/ ;; esac; done
+  for f in "$pkg"/capi/*; do
+    case "$(basename "$f")" in libonnxruntime.so*) [ $tiny = 1 ] && ln -s "$f" /tmp/shim2/onnxruntime/capi/ ;;
+      *) ln -s "$f" /tmp/shim2/onnxruntime/capi/ ;; esac
+  done
   [ $tiny = 0 ] && ln -s /tmp/g/ortlib/libonnxruntime.so.* /tmp/shim2/onnxruntime/capi/
   PYTHONPATH=/tmp/shim2:/tmp/site python3 -m onnxruntime_genai.models.builder "${args[@]}" >> "$log" 2>&1
 }
-step "building the GenAI model (fp16, cuda)"
+step "building the GenAI model ($([ $tiny = 1 ] && echo 'fp32, cpu' || echo 'fp16, cuda'))"
 t0=$(date +%s)
 build "$D/genai" "$OUT/build.log" || { tail -30 "$OUT/build.log" >&2; exit 5; }
 echo "built in $(( $(date +%s) - t0 )) s" >> "$OUT/build.log"

@@ -131,7 +131,14 @@ def main(argv=None):
     lines = []
     w = lines.append
     dev = genai.r.get("device") or hf.r.get("device") or "?"
-    w(f"Llama-3.2-1B shape, fp16, random weights; device: {dev}.")
+    shape = (genai.r.get("model") or hf.r.get("model") or {}).get("shape")
+    if shape and shape.get("hidden") == 2048 and shape.get("layers") == 16 and shape.get("vocab") == 128256:
+        what = "Llama-3.2-1B shape"
+    elif shape:
+        what = "shape " + ", ".join(f"{k} {v}" for k, v in shape.items())
+    else:
+        what = "model shape not recorded"
+    w(f"{what}, fp16, random weights; device: {dev}.")
     vs = []
     if genai.r:
         vs.append(f"ONNX Runtime GenAI {genai.r.get('versions', {}).get('onnxruntime_genai', '?')}")
@@ -169,9 +176,13 @@ def main(argv=None):
             continue
         unit = "chats/s" if name == "multi-turn" else "programs/s"
         shapes = {x.get("shapes") for x in pw} - {None}
-        if ao and a.arbor_shapes and shapes and a.arbor_shapes not in shapes:
+        if ao and name != "few-shot" and a.arbor_shapes and shapes and a.arbor_shapes not in shapes:
             notes.append(f"{name}: Arbor ran the {a.arbor_shapes} shapes, the peers {', '.join(sorted(shapes))}: "
                          "not like for like")
+        progs = {x.get("programs") for x in pw} - {None}
+        if ao and progs and ao.get("programs") not in progs:
+            notes.append(f"{name}: Arbor ran {ao.get('programs')} programs, the peers {', '.join(map(str, sorted(progs)))} "
+                         "(Arbor's --scale?)")
         for cache in ("on", "off"):
             ar = ao.get(f"throughput_cache_{cache}") if ao else None
             if ao is None and cache == "off":

@@ -7,7 +7,8 @@ independent call with its whole prompt.
 
 The driver runs the workload in waves, as a user of a static-batch API would: every step whose
 parents are done is ready; ready steps of all programs with the same prompt length and the same
-number of new tokens are batched together (no padding needed), at most `max_batch` per call.
+number of new tokens are batched together (no padding needed), at most `max_batch` per call. With a
+continuous batcher (`run_wave`, GenAI's og.Engine) every ready step of the wave goes to it at once.
 """
 from __future__ import annotations
 

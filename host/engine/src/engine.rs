@@ -403,7 +403,7 @@ impl Engine {
             && batch
                 .iter()
                 .all(|e| matches!(e.logits, Logits::None | Logits::Greedy));
-        let bind = pool.binding(ids_only);
+        let bind = pool.binding(ids_only)?;
         for (name, value) in &step {
             bind.bind_input(*name, value).map_err(failed)?;
         }

@@ -36,6 +36,8 @@ pub struct PagedPool {
     /// the caches too.
     fetch_logits: IoBinding,
     fetch_ids: IoBinding,
+    /// Host memory, where the fetched output goes.
+    host: MemoryInfo<'static>,
     blocks: usize,
     // Dropped last: the caches' memory belongs to it.
     _allocator: Allocator,
@@ -125,6 +127,7 @@ impl PagedPool {
             copies,
             fetch_logits,
             fetch_ids,
+            host,
             blocks,
             _allocator: allocator,
         })
@@ -138,12 +141,18 @@ impl PagedPool {
     /// The forward graph's binding with the caches bound, fetching only
     /// `next_token` to host memory if `ids_only`, else only `logits`; the
     /// caller binds the step's inputs.
-    pub fn binding(&mut self, ids_only: bool) -> &mut IoBinding {
-        if ids_only {
-            &mut self.fetch_ids
+    pub fn binding(&mut self, ids_only: bool) -> Result<&mut IoBinding> {
+        let (b, fetch) = if ids_only {
+            (&mut self.fetch_ids, "next_token")
         } else {
-            &mut self.fetch_logits
-        }
+            (&mut self.fetch_logits, "logits")
+        };
+        // Bound afresh every step: an output bound to a device keeps the
+        // buffer of its first run, whose shape the next step's row count
+        // would not match.
+        b.bind_output_to_device(fetch, &self.host)
+            .map_err(|e| anyhow!("cannot bind {fetch}: {e}"))?;
+        Ok(b)
     }
 
     /// Copies every layer's K/V of slot `src` to slot `dst` for each pair.

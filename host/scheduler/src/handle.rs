@@ -14,12 +14,33 @@ use tokio::sync::{mpsc as tmpsc, oneshot};
 /// A handle on the scheduler thread; cheap to clone and share.
 #[derive(Clone)]
 pub struct Scheduler {
+    // Declared first, so dropped first: the last handle's sender closes the
+    // channel before `_thread` waits for the loop to see it and end.
     tx: mpsc::Sender<Command>,
     stats: Arc<Mutex<SchedulerStats>>,
     tokenizer: Arc<Tokenizer>,
     max_context: usize,
     vocab: usize,
     constraints: Arc<Constraints>,
+    _thread: Arc<Joined>,
+}
+
+/// The scheduler thread, joined when the last handle goes: the engine (and
+/// with it ONNX Runtime's CUDA session) is then dropped before the process
+/// can exit. A process that returned from `main` with the thread still
+/// stepping tore CUDA down under it ("driver shutting down", then a
+/// segmentation fault).
+struct Joined(Mutex<Option<std::thread::JoinHandle<()>>>);
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        let handle = self.0.lock().map(|mut h| h.take()).unwrap_or(None);
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+        {
+            let _ = h.join();
+        }
+    }
 }
 
 /// Compiled constraints, shared by every handle.
@@ -131,7 +152,7 @@ impl Scheduler {
             stats.clone(),
             constraints.vocab.clone().ok(),
         )?;
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("arbor-scheduler".into())
             .spawn(move || core.run(rx))
             .map_err(|e| RequestError::Engine(format!("cannot start the scheduler thread: {e}")))?;
@@ -142,6 +163,7 @@ impl Scheduler {
             max_context,
             vocab,
             constraints,
+            _thread: Arc::new(Joined(Mutex::new(Some(thread)))),
         })
     }
 

@@ -40,10 +40,13 @@ if has profile; then
   # ONNX Runtime's per-node timings of a decode at batch 32: where a step goes.
   rm -f /tmp/ortprof*; ARBOR_ORT_PROFILE=/tmp/ortprof timeout 120 arbor bench engine --model $M/l1b --cuda 0 --batch 32 --decode-steps 8 --reps 1 >/dev/null 2>&1
   python3 bench/gpu/ort_profile.py /tmp/ortprof*.json | tee $OUT/profile.txt
+  # And of the few-shot workload through the scheduler, one repetition.
+  rm -f /tmp/ortprof*; ARBOR_ORT_PROFILE=/tmp/ortprof timeout 120 arbor bench few-shot --model $M/l1b --cuda 0 --max-batch-tokens 4096 --reps 1 2>/dev/null | tail -1
+  python3 bench/gpu/ort_profile.py /tmp/ortprof*.json | tee $OUT/profile-few-shot.txt
 fi
 if has programs; then
   for w in few-shot branching multi-turn; do
-    t timeout 120 arbor bench $w --model $M/l1b --cuda 0 --max-batch-tokens 4096 --json > $OUT/bench-$w.json 2> $OUT/bench-$w.err
-    tail -2 $OUT/bench-$w.err; head -c 600 $OUT/bench-$w.json; echo
+    timeout 120 arbor bench $w --model $M/l1b --cuda 0 --max-batch-tokens 4096 --json > $OUT/bench-$w.json 2> $OUT/bench-$w.err
+    echo "$w exit $?"; tail -2 $OUT/bench-$w.err; cat $OUT/bench-$w.json
   done
 fi

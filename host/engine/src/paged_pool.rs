@@ -185,7 +185,7 @@ impl PagedPool {
 
 /// Input name of cache `i` (keys and values of a layer alternate).
 fn cache_name(i: usize) -> String {
-    let kind = if i % 2 == 0 { 'k' } else { 'v' };
+    let kind = if i.is_multiple_of(2) { 'k' } else { 'v' };
     format!("{kind}_cache_{}", i / 2)
 }
 

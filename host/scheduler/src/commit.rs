@@ -42,10 +42,13 @@ impl Core {
                 .iter()
                 .map(|&i| entry(&self.running, &plan.rows[i]))
                 .collect();
-            self.engine.forward(&Step {
+            let t = std::time::Instant::now();
+            let r = self.engine.forward(&Step {
                 copies: &plan.copies,
                 entries: &entries,
-            })
+            });
+            self.stats.engine_seconds += t.elapsed().as_secs_f64();
+            r
         };
         match result {
             Ok(out) => {

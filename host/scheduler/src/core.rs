@@ -204,6 +204,8 @@ impl Core {
 
     /// One scheduling round and at most one forward pass.
     fn tick(&mut self) {
+        let t0 = std::time::Instant::now();
+        let engine_before = self.stats.engine_seconds;
         self.drop_cancelled();
         self.admit();
         self.start_scans();
@@ -214,6 +216,10 @@ impl Core {
         }
         self.finish_ready_scores();
         self.requeue_preempted();
+        if ran {
+            let engine = self.stats.engine_seconds - engine_before;
+            self.stats.host_seconds += (t0.elapsed().as_secs_f64() - engine).max(0.0);
+        }
         if ran && self.cfg.check_invariants {
             let a = self.audit();
             if let Err(e) = a.invariants {

@@ -31,6 +31,12 @@ pub struct SchedulerStats {
     /// in microseconds (from a log-scale histogram: within 6%).
     pub mask_us_p50: f64,
     pub mask_us_p99: f64,
+    /// Seconds inside the engine's forward passes (and their slot copies).
+    pub engine_seconds: f64,
+    /// Seconds of the scheduler's own work in steps that ran a forward
+    /// pass: admission, planning, committing (sampling, constraints, stop
+    /// rules, cache inserts). With `engine_seconds`, where a step's time goes.
+    pub host_seconds: f64,
 }
 
 /// Buckets per factor of ten.

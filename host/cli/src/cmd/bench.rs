@@ -61,6 +61,11 @@ pub struct EngineArgs {
     /// Tokens of history per sequence in the decode measurement.
     #[arg(long, default_value_t = 64)]
     history: usize,
+    /// Of the history, the first tokens every sequence shares (the same KV
+    /// slots, as a cached prefix is shared): a multiple of 256, below
+    /// --history. 0: every history is its own.
+    #[arg(long, default_value_t = 0)]
+    shared_history: usize,
     /// Decode steps per sequence.
     #[arg(long, default_value_t = 32)]
     decode_steps: usize,
@@ -173,6 +178,17 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
     let meta = arbor_engine::engine::read_meta(dir)?;
     let cfg = &meta.config;
     let bmax = *a.batch.iter().max().expect("checked non-empty");
+    if a.shared_history > 0
+        && (!a.shared_history.is_multiple_of(arbor_engine::format::CUDA_BLOCK)
+            || a.shared_history >= a.history)
+    {
+        bail!(
+            "--shared-history {} must be a multiple of {} below --history {}",
+            a.shared_history,
+            arbor_engine::format::CUDA_BLOCK,
+            a.history
+        );
+    }
     let per_seq = a.prompt_len.max(a.history + a.decode_steps);
     if per_seq > cfg.max_position_embeddings {
         bail!(
@@ -250,16 +266,37 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
         eprintln!(" {:.0} tokens/s", m.tokens_per_s);
         emit(a, m, &mut out)?;
 
-        let hist: Vec<Vec<u32>> = (0..b)
+        let sh = a.shared_history;
+        let mut hist: Vec<Vec<u32>> = (0..b)
             .map(|_| (0..a.history).map(|_| next_id()).collect())
             .collect();
+        // Shared histories: every sequence's first `sh` positions are
+        // sequence 0's tokens in sequence 0's slots.
+        let slots: Vec<Vec<u32>> = slots
+            .iter()
+            .map(|s| slots[0][..sh].iter().chain(&s[sh..]).copied().collect())
+            .collect();
+        let head = hist[0][..sh].to_vec();
+        for h in &mut hist {
+            h[..sh].copy_from_slice(&head);
+        }
+        if sh > 0 {
+            engine
+                .forward(&[BatchEntry {
+                    tokens: &hist[0][..sh],
+                    history: &[],
+                    new_slots: &slots[0][..sh],
+                    logits: Logits::None,
+                }])
+                .context("prefilling the shared history")?;
+        }
         let entries: Vec<BatchEntry> = hist
             .iter()
             .zip(&slots)
             .map(|(h, s)| BatchEntry {
-                tokens: h,
-                history: &[],
-                new_slots: &s[..h.len()],
+                tokens: &h[sh..],
+                history: &s[..sh],
+                new_slots: &s[sh..h.len()],
                 logits: Logits::Greedy,
             })
             .collect();

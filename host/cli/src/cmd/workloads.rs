@@ -90,6 +90,11 @@ struct RunStats {
     p99_ms: f64,
     passes: u64,
     prefill_tokens: u64,
+    /// The run's wall time and the scheduler's split of it: inside forward
+    /// passes, and its own work around them (the rest is waiting for work).
+    wall_ms: f64,
+    engine_ms: f64,
+    host_ms: f64,
 }
 
 /// One program's requests, in dependency order: a request may name the
@@ -366,6 +371,9 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
             p99_ms: percentile(&mut lat, 0.99),
             passes: st.steps,
             prefill_tokens: st.prefill_tokens,
+            wall_ms: secs * 1e3,
+            engine_ms: st.engine_seconds * 1e3,
+            host_ms: st.host_seconds * 1e3,
         };
         Ok((s.shutdown()?, stats))
     };
@@ -422,12 +430,18 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
         "prefill_tokens_cache_on": on.prefill_tokens,
         "prefill_tokens_cache_off": off.prefill_tokens,
         "reps": a.reps.max(1),
+        "wall_ms_cache_on": on.wall_ms,
+        "engine_ms_cache_on": on.engine_ms,
+        "host_ms_cache_on": on.host_ms,
+        "wall_ms_cache_off": off.wall_ms,
+        "engine_ms_cache_off": off.engine_ms,
+        "host_ms_cache_off": off.host_ms,
     });
     if a.json {
         println!("{report}");
     } else {
         println!(
-            "{:<10} programs/s: cache on {:8.2}  off {:8.2}  ratio {:5.2}x | hit rate {:5.1}% of max {:5.1}% ({:5.1}%) | latency ms p50 {:7.1} p99 {:7.1} (off: {:7.1} / {:7.1}) | prefill tokens {} vs {}",
+            "{:<10} programs/s: cache on {:8.2}  off {:8.2}  ratio {:5.2}x | hit rate {:5.1}% of max {:5.1}% ({:5.1}%) | latency ms p50 {:7.1} p99 {:7.1} (off: {:7.1} / {:7.1}) | prefill tokens {} vs {} | cache on: {:.1} ms, engine {:.1}, scheduler {:.1}",
             format!("{w:?}"),
             on.programs_per_s,
             off.programs_per_s,
@@ -445,6 +459,9 @@ pub fn run(w: Workload, a: WorkloadArgs) -> Result<()> {
             off.p99_ms,
             on.prefill_tokens,
             off.prefill_tokens,
+            on.wall_ms,
+            on.engine_ms,
+            on.host_ms,
         );
     }
     Ok(())

@@ -18,6 +18,7 @@ t() { echo "== $*"; local s=$SECONDS; "$@"; local rc=$?; echo "== rc=$rc in $((S
 if has tests; then
   t timeout 240 $A/half --test-threads 1 --nocapture 2>&1 | tail -40 | tee $OUT/half.txt
   t timeout 120 $A/reference --test-threads 1 2>&1 | tail -8 | tee $OUT/reference.txt
+  ARBOR_TEST_KV_IN_HOST_MEMORY=1 t timeout 120 $A/reference --test-threads 1 2>&1 | tail -3 | tee $OUT/reference-host-pool.txt
 fi
 M=/tmp/models; mkdir -p $M
 if has run; then

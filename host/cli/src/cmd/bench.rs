@@ -179,7 +179,9 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
     let cfg = &meta.config;
     let bmax = *a.batch.iter().max().expect("checked non-empty");
     if a.shared_history > 0
-        && (!a.shared_history.is_multiple_of(arbor_engine::format::CUDA_BLOCK)
+        && (!a
+            .shared_history
+            .is_multiple_of(arbor_engine::format::CUDA_BLOCK)
             || a.shared_history >= a.history)
     {
         bail!(

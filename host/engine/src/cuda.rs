@@ -3,6 +3,8 @@
 
 use anyhow::{Result, anyhow};
 use ort::ep;
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::Session;
 use ort::session::builder::SessionBuilder;
 
 /// Adds the CUDA execution provider for device `id` to a session builder.
@@ -12,4 +14,31 @@ pub fn register(b: SessionBuilder, id: i32) -> Result<SessionBuilder> {
     let cuda = ep::CUDA::default().with_device_id(id).with_tf32(false);
     b.with_execution_providers([cuda.build().error_on_failure()])
         .map_err(|e| anyhow!("cannot use CUDA device {id}: {e} (is onnxruntime-gpu installed and ORT_DYLIB_PATH set?)"))
+}
+
+/// Device `id`'s memory info and the allocator `session` (already running
+/// there) hands device tensors out of: the KV pools are allocated through
+/// it, so that ONNX Runtime binds them without copies.
+pub fn device_allocator(session: &Session, id: i32) -> Result<(MemoryInfo<'static>, Allocator)> {
+    let device = MemoryInfo::new(
+        AllocationDevice::CUDA,
+        id,
+        AllocatorType::Device,
+        MemoryType::Default,
+    )
+    .map_err(|e| anyhow!("CUDA memory info: {e}"))?;
+    let allocator = Allocator::new(session, device.clone())
+        .map_err(|e| anyhow!("cannot get CUDA device {id}'s allocator: {e}"))?;
+    Ok((device.to_owned(), allocator))
+}
+
+/// Host memory, where outputs the host reads (logits, token ids) are bound.
+pub fn host_memory() -> Result<MemoryInfo<'static>> {
+    MemoryInfo::new(
+        AllocationDevice::CPU,
+        0,
+        AllocatorType::Device,
+        MemoryType::Default,
+    )
+    .map_err(|e| anyhow!("host memory info: {e}"))
 }

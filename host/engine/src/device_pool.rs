@@ -21,7 +21,7 @@ use crate::format::WeightDtype;
 use crate::kv_pool::pool_row;
 use anyhow::{Context, Result, anyhow, bail};
 use arbor_onnx::{Dim, ElemType, Graph};
-use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::memory::{Allocator, MemoryInfo};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{IoBinding, Session};
 use ort::value::{DynTensor, DynValue, Tensor, TensorElementType};
@@ -56,15 +56,7 @@ impl DevicePool {
         kv_heads: usize,
         head_dim: usize,
     ) -> Result<Self> {
-        let device = MemoryInfo::new(
-            AllocationDevice::CUDA,
-            id,
-            AllocatorType::Device,
-            MemoryType::Default,
-        )
-        .map_err(|e| anyhow!("CUDA memory info: {e}"))?;
-        let allocator = Allocator::new(session, device.clone())
-            .map_err(|e| anyhow!("cannot get CUDA device {id}'s allocator: {e}"))?;
+        let (device, allocator) = crate::cuda::device_allocator(session, id)?;
         let elem = match dtype {
             WeightDtype::F32 => TensorElementType::Float32,
             WeightDtype::F16 => TensorElementType::Float16,
@@ -106,14 +98,8 @@ impl DevicePool {
             v,
             writer,
             writes,
-            device: device.to_owned(),
-            host: MemoryInfo::new(
-                AllocationDevice::CPU,
-                0,
-                AllocatorType::Device,
-                MemoryType::Default,
-            )
-            .map_err(|e| anyhow!("host memory info: {e}"))?,
+            device,
+            host: crate::cuda::host_memory()?,
             layers,
             slots,
             kv_heads,

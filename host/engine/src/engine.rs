@@ -11,7 +11,6 @@ use crate::device_pool::DevicePool;
 use crate::format::{CUDA_BLOCK, CUDA_GRAPH, FORMAT_VERSION, ModelMeta, WeightDtype};
 use crate::kv_pool::{KvPool, pool_row};
 use crate::paged_pool::PagedPool;
-use crate::paged_step::paged_step;
 use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result, anyhow, bail};
 use ort::session::builder::GraphOptimizationLevel;
@@ -21,6 +20,8 @@ use std::ops::Range;
 use std::path::Path;
 
 pub use crate::batch::{BatchEntry, ForwardOutput, Logits};
+
+mod paged;
 use crate::groups::attention_groups;
 
 /// Where the engine runs.
@@ -368,58 +369,6 @@ impl Engine {
             }
         }
         let mut out = ForwardOutput::new(logits, vocab, rows);
-        out.set_greedy(batch, None);
-        Ok(out)
-    }
-
-    /// One run of the paged graph over the whole batch.
-    fn run_paged(&mut self, batch: &[BatchEntry]) -> Result<ForwardOutput> {
-        let Pool::Paged(pool) = &mut self.pool else {
-            bail!("internal: run_paged without a paged pool");
-        };
-        let s = paged_step(batch)?;
-        let (b, t, p) = (batch.len(), s.input_ids.len(), s.logit_index.len());
-        let failed = |e: ort::Error| anyhow!("forward pass failed: {e}");
-        let i32t = |shape: Vec<usize>, data: Vec<i32>| -> Result<DynValue> {
-            Ok(Tensor::from_array((shape, data))?.into_dyn())
-        };
-        let step: [(&str, DynValue); 6] = [
-            (
-                "input_ids",
-                Tensor::from_array((vec![t], s.input_ids))?.into_dyn(),
-            ),
-            ("cu_seqlens", i32t(vec![b + 1], s.cu_seqlens)?),
-            ("past_seqlens", i32t(vec![b], s.past_seqlens)?),
-            ("block_table", i32t(vec![b, s.max_blocks], s.block_table)?),
-            ("attention_metadata", i32t(vec![2], s.metadata.to_vec())?),
-            (
-                "logit_index",
-                Tensor::from_array((vec![p], s.logit_index))?.into_dyn(),
-            ),
-        ];
-        // When every row that wants logits wants only its arg max, only the
-        // ids cross to the host (8 bytes a row instead of 4 x vocabulary).
-        let ids_only = p > 0
-            && batch
-                .iter()
-                .all(|e| matches!(e.logits, Logits::None | Logits::Greedy));
-        let bind = pool.binding(ids_only)?;
-        for (name, value) in &step {
-            bind.bind_input(*name, value).map_err(failed)?;
-        }
-        let outputs = self.session.run_binding(bind).map_err(failed)?;
-        self.stats.forward_passes += 1;
-        self.stats.tokens_processed += t as u64;
-        self.stats.logit_rows += p as u64;
-        if ids_only {
-            let (_, ids) = outputs["next_token"].try_extract_tensor::<i64>()?;
-            let vocab = self.meta.config.vocab_size;
-            let mut out = ForwardOutput::new(Vec::new(), vocab, vec![0..0; batch.len()]);
-            out.set_greedy(batch, Some(ids));
-            return Ok(out);
-        }
-        let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
-        let mut out = ForwardOutput::new(logits.to_vec(), self.meta.config.vocab_size, s.rows);
         out.set_greedy(batch, None);
         Ok(out)
     }

@@ -17,7 +17,7 @@
 use crate::format::{CUDA_BLOCK, WeightDtype};
 use anyhow::{Context, Result, anyhow};
 use arbor_onnx::{Dim, ElemType, Graph};
-use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::memory::{Allocator, MemoryInfo};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{IoBinding, Session};
 use ort::value::{DynTensor, Tensor, TensorElementType};
@@ -55,15 +55,7 @@ impl PagedPool {
         kv_heads: usize,
         head_dim: usize,
     ) -> Result<Self> {
-        let device = MemoryInfo::new(
-            AllocationDevice::CUDA,
-            id,
-            AllocatorType::Device,
-            MemoryType::Default,
-        )
-        .map_err(|e| anyhow!("CUDA memory info: {e}"))?;
-        let allocator = Allocator::new(session, device)
-            .map_err(|e| anyhow!("cannot get CUDA device {id}'s allocator: {e}"))?;
+        let (_, allocator) = crate::cuda::device_allocator(session, id)?;
         let elem = match dtype {
             WeightDtype::F16 => TensorElementType::Float16,
             WeightDtype::Bf16 => TensorElementType::Bfloat16,
@@ -101,13 +93,7 @@ impl PagedPool {
                 .and_then(|()| copies.bind_output(format!("{name}_out"), &mut *c))
                 .map_err(|e| anyhow!("cannot bind the KV pool to the copier: {e}"))?;
         }
-        let host = MemoryInfo::new(
-            AllocationDevice::CPU,
-            0,
-            AllocatorType::Device,
-            MemoryType::Default,
-        )
-        .map_err(|e| anyhow!("host memory info: {e}"))?;
+        let host = crate::cuda::host_memory()?;
         let mut forward = |fetch: &str| -> Result<IoBinding> {
             let mut b = session.create_binding().map_err(|e| anyhow!("{e}"))?;
             for (i, c) in caches.iter_mut().enumerate() {

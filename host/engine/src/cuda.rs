@@ -3,6 +3,7 @@
 
 use anyhow::{Result, anyhow};
 use ort::ep;
+use ort::ep::ArbitrarilyConfigurableExecutionProvider;
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::Session;
 use ort::session::builder::SessionBuilder;
@@ -11,7 +12,10 @@ use ort::session::builder::SessionBuilder;
 pub fn register(b: SessionBuilder, id: i32) -> Result<SessionBuilder> {
     // TF32 would round f32 matmul inputs to 10 mantissa bits: an f32 model
     // must compute in f32, as on the CPU. Half-precision models are unaffected.
-    let cuda = ep::CUDA::default().with_device_id(id).with_tf32(false);
+    let cuda = ep::CUDA::default()
+        .with_device_id(id)
+        .with_tf32(false)
+        .with_arbitrary_config("sdpa_kernel", attention_backends());
     b.with_execution_providers([cuda.build().error_on_failure()])
         .map_err(|e| anyhow!("cannot use CUDA device {id}: {e} (is onnxruntime-gpu installed and ORT_DYLIB_PATH set?)"))
 }
@@ -41,4 +45,17 @@ pub fn host_memory() -> Result<MemoryInfo<'static>> {
         MemoryType::Default,
     )
     .map_err(|e| anyhow!("host memory info: {e}"))
+}
+
+/// ONNX Runtime's attention backends this engine lets `PagedAttention`
+/// choose from (the CUDA provider's `sdpa_kernel` bit mask): FlashAttention
+/// (1), memory-efficient attention (2), the unfused kernel (16) and the paged
+/// decode kernel (512), but not cuDNN's paged SDPA (8). ONNX Runtime 1.31.1
+/// builds a cuDNN graph for every new step shape it sends there, and a
+/// scheduler makes a new shape nearly every step: each build stalled the
+/// first layer's attention for 70-90 ms on an H200 (docs/benchmarks.md).
+/// `ARBOR_SDPA_KERNEL` overrides the mask for diagnosis (0: ONNX Runtime's
+/// own defaults).
+fn attention_backends() -> String {
+    std::env::var("ARBOR_SDPA_KERNEL").unwrap_or_else(|_| (1 | 2 | 16 | 512).to_string())
 }

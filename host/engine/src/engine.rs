@@ -106,6 +106,8 @@ pub struct Engine {
     tokenizer: std::sync::Arc<Tokenizer>,
     stats: EngineStats,
     page_size: usize,
+    /// The graph file the session runs.
+    graph: &'static str,
 }
 
 /// Reads `arbor.json` of a model directory.
@@ -225,6 +227,7 @@ impl Engine {
             pool,
             stats: EngineStats::default(),
             page_size: if paged { CUDA_BLOCK } else { 1 },
+            graph,
         })
     }
 
@@ -234,6 +237,12 @@ impl Engine {
 
     pub fn meta(&self) -> &ModelMeta {
         &self.meta
+    }
+
+    /// The graph file this engine runs and its nodes per forward pass, where
+    /// the export recorded them.
+    pub fn graph(&self) -> (&'static str, Option<usize>) {
+        (self.graph, self.meta.step_nodes.get(self.graph).copied())
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {

@@ -77,6 +77,11 @@ pub struct ModelMeta {
     pub config: ModelConfig,
     /// Where the weights came from, for the user's information.
     pub source: String,
+    /// Nodes each exported graph runs per forward pass, by file name
+    /// ([`arbor_onnx::Graph::step_nodes`]); empty for models exported
+    /// before it was recorded.
+    #[serde(default)]
+    pub step_nodes: std::collections::BTreeMap<String, usize>,
 }
 
 /// Every tensor the graph needs, by Hugging Face name, with its expected

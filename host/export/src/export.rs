@@ -87,7 +87,9 @@ pub fn export_from(hf: &Path, out: &Path, dtype: WeightDtype) -> Result<ModelMet
     w.flush()?;
     progress(total, total, "export");
 
+    let mut step_nodes = std::collections::BTreeMap::new();
     let g = graph::build(&cfg, dtype.elem(), &weights)?;
+    step_nodes.insert("model.onnx".to_string(), g.step_nodes());
     let bytes = g.to_model_bytes(
         arbor_onnx::OPSET,
         "arbor",
@@ -98,6 +100,7 @@ pub fn export_from(hf: &Path, out: &Path, dtype: WeightDtype) -> Result<ModelMet
     // f32 kernel); an f32 model runs the standard graph on either device.
     if dtype != WeightDtype::F32 {
         let g = crate::paged::build(&cfg, dtype.elem(), &weights)?;
+        step_nodes.insert(arbor_engine::format::CUDA_GRAPH.to_string(), g.step_nodes());
         let bytes = g.to_model_bytes(
             arbor_onnx::OPSET,
             "arbor",
@@ -123,6 +126,7 @@ pub fn export_from(hf: &Path, out: &Path, dtype: WeightDtype) -> Result<ModelMet
             .unwrap_or(hf.to_path_buf())
             .display()
             .to_string(),
+        step_nodes,
     };
     // Written last: a directory with arbor.json is complete.
     std::fs::write(out.join("arbor.json"), serde_json::to_string_pretty(&meta)?)?;

@@ -181,6 +181,29 @@ impl Graph {
         self.fresh("v")
     }
 
+    /// Nodes that run on every forward pass: all but those computed from
+    /// initializers alone, which ONNX Runtime folds into constants when it
+    /// loads the graph (the weight concatenations of fused projections).
+    pub fn step_nodes(&self) -> usize {
+        let mut constant: std::collections::HashSet<&str> =
+            self.initializers.iter().map(|i| i.name.as_str()).collect();
+        let mut running = 0;
+        // Nodes are added in topological order, so one pass sees every
+        // producer before its consumers.
+        for n in &self.nodes {
+            if !n.inputs.is_empty()
+                && n.inputs
+                    .iter()
+                    .all(|i| i.is_empty() || constant.contains(i.as_str()))
+            {
+                constant.extend(n.outputs.iter().map(String::as_str));
+            } else {
+                running += 1;
+            }
+        }
+        running
+    }
+
     /// Adds a weight or constant tensor.
     pub fn initializer(
         &mut self,
@@ -357,4 +380,25 @@ fn value_info(vi: &ValueInfo) -> Encoder {
     e.string(1, &vi.name);
     e.message(2, ty);
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_nodes_leave_out_what_folds_into_constants() {
+        let mut g = Graph::new();
+        let x = g.input("x", ElemType::F32, vec![Dim::Fixed(2)]);
+        let a = g.const_f32(vec![2], &[1.0, 2.0]);
+        let b = g.const_f32(vec![2], &[3.0, 4.0]);
+        // Folded: its inputs are constants, and so is what it feeds alone.
+        let ab = g.op1("Add", &[&a, &b], vec![]);
+        let neg = g.op1("Neg", &[&ab], vec![]);
+        // Runs: it reads the graph input.
+        let y = g.op1("Mul", &[&x, &neg], vec![]);
+        g.output(&y, "y", ElemType::F32, vec![Dim::Fixed(2)]);
+        // Mul and the output's Identity.
+        assert_eq!(g.step_nodes(), 2);
+    }
 }

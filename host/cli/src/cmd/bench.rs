@@ -103,6 +103,12 @@ struct Measurement {
     dtype: WeightDtype,
     device: String,
     threads: usize,
+    /// The graph file the engine ran.
+    graph: &'static str,
+    /// Nodes that graph runs per forward pass (as exported: ONNX Runtime
+    /// may fuse some further); absent for models exported before it was
+    /// recorded.
+    nodes_per_pass: Option<usize>,
     phase: &'static str,
     batch: usize,
     /// Tokens processed in one timed repetition.
@@ -148,6 +154,17 @@ fn engine(a: EngineArgs) -> Result<()> {
                 m.seconds * 1e3,
                 m.tokens_per_s
             );
+        }
+        let mut graphs: Vec<_> = all
+            .iter()
+            .map(|m| (m.model.as_str(), m.graph, m.nodes_per_pass))
+            .collect();
+        graphs.dedup();
+        for (model, graph, nodes) in graphs {
+            match nodes {
+                Some(n) => println!("{model}: {graph}, {n} nodes per forward pass"),
+                None => println!("{model}: {graph} (export it again to count its nodes)"),
+            }
         }
     }
     Ok(())
@@ -240,6 +257,7 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         },
+        graph: engine.graph(),
     };
     let mut out = Vec::new();
     for &b in &a.batch {
@@ -365,6 +383,7 @@ struct Setup {
     dtype: WeightDtype,
     device: String,
     threads: usize,
+    graph: (&'static str, Option<usize>),
 }
 
 impl Setup {
@@ -383,6 +402,8 @@ impl Setup {
             dtype: self.dtype,
             device: self.device.clone(),
             threads: self.threads,
+            graph: self.graph.0,
+            nodes_per_pass: self.graph.1,
             phase,
             batch,
             tokens,

@@ -4,12 +4,7 @@
 # prefix (bench few-shot), with ONNX Runtime's attention backend choice
 # printed per node, and the few-shot workload's slowest forward passes node
 # by node (`diag.sh fewshot`: only those). Same carry and first call as device.sh.
-set -uo pipefail
-source /tmp/g/device-env.sh /tmp/g >/dev/null || exit 3
-A=/tmp/arbor; rm -rf $A; mkdir -p $A && xz -dc .gpu-run/bins.tar.xz | tar -x -C $A
-export PATH=$A:$PATH
-M=/tmp/models; mkdir -p $M
-[ -f $M/l1b/arbor.json ] || arbor export --random llama-3.2-1b --out $M/l1b >/dev/null 2>&1
+source "$(dirname "$0")/prelude.sh"
 if [ "${1:-}" != fewshot ]; then
 for sh in 0 1024; do
   echo "history 1056, shared $sh:"

@@ -5,12 +5,7 @@
 # defaults (ARBOR_SDPA_KERNEL=0), and with eager CUDA module loading.
 # Needs only the `arbor` binary in .gpu-run/bins.tar.xz; same first call as
 # device.sh.
-set -uo pipefail
-source /tmp/g/device-env.sh /tmp/g >/dev/null || exit 3
-A=/tmp/arbor; rm -rf $A; mkdir -p $A && xz -dc .gpu-run/bins.tar.xz | tar -x -C $A
-export PATH=$A:$PATH
-M=/tmp/models; mkdir -p $M
-[ -f $M/l1b/arbor.json ] || arbor export --random llama-3.2-1b --out $M/l1b >/dev/null 2>&1
+source "$(dirname "$0")/prelude.sh"
 timeout 100 arbor bench engine --model $M/l1b --cuda 0 --batch 1,32 --decode-steps 16 --prompt-len 128 2>/dev/null | tail -6
 run() {
   echo "== $1"

@@ -2,12 +2,7 @@
 # `arbor serve --cuda 0` answers a completion, then exits 0 on SIGTERM
 # between steps (no segmentation fault, no ONNX Runtime error at exit).
 # Needs only `arbor` in .gpu-run/bins.tar.xz; same first call as device.sh.
-set -uo pipefail
-source /tmp/g/device-env.sh /tmp/g >/dev/null || exit 3
-A=/tmp/arbor; rm -rf $A; mkdir -p $A && xz -dc .gpu-run/bins.tar.xz | tar -x -C $A
-export PATH=$A:$PATH
-M=/tmp/models; mkdir -p $M
-[ -f $M/l1b/arbor.json ] || arbor export --random llama-3.2-1b --out $M/l1b >/dev/null 2>&1
+source "$(dirname "$0")/prelude.sh"
 rm -rf /tmp/d; KEY=$(arbor tenant create t --data /tmp/d | tail -1)
 arbor serve --model $M/l1b --cuda 0 --data /tmp/d --listen 127.0.0.1:8080 2> /tmp/serve.err &
 P=$!

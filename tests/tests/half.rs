@@ -397,3 +397,73 @@ fn greedy_rows_return_the_device_arg_max() {
         assert!(checked > 0);
     }
 }
+
+#[test]
+fn sampled_rows_return_device_candidates_and_fetch_their_rows() {
+    if !on_cuda() {
+        return;
+    }
+    let f = fixture();
+    for dtype in [WeightDtype::F16, WeightDtype::Bf16] {
+        let tol = tolerance(dtype);
+        let mut e = engine(dtype);
+        let per = 3;
+        let all: Vec<Vec<u32>> = (0..f.prompts.len())
+            .map(|i| {
+                let pages: Vec<u32> = (0..per).map(|j| (i * per + j) as u32).collect();
+                slots(&pages, f.prompts[i].len())
+            })
+            .collect();
+        // Prompt 0 greedy; the others drawn at temperatures 0.7, 1.3, ...:
+        // ids and candidates come back, the rows stay on the device.
+        let temp = |i: usize| 0.7 + 0.6 * (i - 1) as f32;
+        let batch: Vec<BatchEntry> = f
+            .prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| BatchEntry {
+                tokens: p,
+                history: &[],
+                new_slots: &all[i],
+                logits: match i {
+                    0 => Logits::Greedy,
+                    _ => Logits::Sample(arbor_engine::Temperature::new(temp(i)).unwrap()),
+                },
+            })
+            .collect();
+        let out = e.forward(&batch).unwrap();
+        let mut check = Check::default();
+        for (i, r) in f.refs.iter().enumerate() {
+            let what = format!("{dtype:?} prompt {i}");
+            assert_eq!(out.rows(i).len(), 0, "{what}: no row came back");
+            if i == 0 {
+                assert!(out.candidates(0).is_none());
+                if r.margins[0] > 2.0 * tol {
+                    assert_eq!(out.token(0), Some(r.greedy[0]), "{what}");
+                }
+                continue;
+            }
+            let c = out.candidates(i).expect("a sampled row has candidates");
+            let row = out.full_row(i).unwrap();
+            check.row(&row, &r.logits[f.prompts[i].len() - 1], tol, &what);
+            // The candidates are the row's largest logits, in order, and the
+            // log-sum-exp is the row's at the row's temperature.
+            assert_eq!(c.ids.len(), 64.min(row.len()), "{what}");
+            for (j, (&id, &l)) in c.ids.iter().zip(c.logits).enumerate() {
+                assert_eq!(row[id as usize], l, "{what}: candidate {j}");
+                if j > 0 {
+                    assert!(l <= c.logits[j - 1], "{what}: candidates out of order");
+                }
+            }
+            let last = *c.logits.last().unwrap();
+            let beyond = (0..row.len()).filter(|&v| row[v] > last && !c.ids.contains(&(v as i64)));
+            assert_eq!(beyond.count(), 0, "{what}: a larger logit is not a candidate");
+            let t = temp(i) as f64;
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64 / t;
+            let lse = row.iter().map(|&l| (l as f64 / t - max).exp()).sum::<f64>().ln() + max;
+            assert!((c.lse as f64 - lse).abs() < 1e-3, "{what}: lse {} vs {lse}", c.lse);
+        }
+        eprintln!("device candidates ({dtype:?}): {} rows fetched, worst {:.3e}", check.rows, check.worst);
+        assert!(check.rows > 0);
+    }
+}

@@ -2,6 +2,7 @@
 //! (new tokens, the pool slots of their history, where their K/V go) and
 //! the logit rows each entry asked for, in batch order.
 
+use crate::sampling::Candidates;
 use std::ops::Range;
 
 /// Which logits a batch entry wants back.
@@ -19,6 +20,13 @@ pub enum Logits {
     /// crosses to the host when every row of a step is such a row. Read it
     /// with [`ForwardOutput::token`]; the row itself may be absent.
     Greedy,
+    /// The last new token's logits, for a draw at this temperature (no
+    /// penalties, no constraint, no logprobs): the paged CUDA graph then
+    /// hands over only the row's [`Candidates`] (its largest logits and its
+    /// log-sum-exp at the temperature), keeps the row on the device, and
+    /// fetches it on [`ForwardOutput::full_row`]. Other engines return the
+    /// row itself, as for [`Logits::Last`].
+    Sample(Temperature),
 }
 
 impl Logits {
@@ -26,6 +34,57 @@ impl Logits {
     pub fn wants_last(self) -> bool {
         !matches!(self, Logits::None)
     }
+}
+
+/// A sampling temperature above 0, kept as its bits so that [`Logits`]
+/// stays `Eq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Temperature(u32);
+
+impl Temperature {
+    /// `t`, if it is a finite temperature above 0.
+    pub fn new(t: f32) -> Option<Self> {
+        (t.is_finite() && t > 0.0).then(|| Temperature(t.to_bits()))
+    }
+
+    pub fn get(self) -> f32 {
+        f32::from_bits(self.0)
+    }
+}
+
+/// Fetches logit rows that stayed on the device, by row of the pass.
+pub(crate) trait RowSource: Send {
+    fn fetch(&self, row: usize) -> anyhow::Result<Vec<f32>>;
+}
+
+/// Rows kept on the host, for [`ForwardOutput::serve_samples_as_candidates`].
+struct HostRows {
+    logits: Vec<f32>,
+    vocab: usize,
+}
+
+impl RowSource for HostRows {
+    fn fetch(&self, row: usize) -> anyhow::Result<Vec<f32>> {
+        self.logits
+            .get(row * self.vocab..(row + 1) * self.vocab)
+            .map(<[f32]>::to_vec)
+            .ok_or_else(|| anyhow::anyhow!("internal: no logit row {row}"))
+    }
+}
+
+/// The device's sampling summary of the [`Logits::Sample`] rows of a pass.
+pub(crate) struct DeviceCandidates {
+    /// `[S, K]` ids and logits, most likely first.
+    pub ids: Vec<i64>,
+    pub logits: Vec<f32>,
+    /// `[S]` log-sum-exp of each row at its temperature.
+    pub lse: Vec<f32>,
+    pub k: usize,
+    /// Per entry, its index among the sampled rows.
+    pub of_entry: Vec<Option<usize>>,
+    /// Per entry, its row of the pass (where [`RowSource`] finds it).
+    pub row_of_entry: Vec<Option<usize>>,
+    pub source: Box<dyn RowSource>,
 }
 
 /// One sequence's part of a forward pass.
@@ -47,6 +106,8 @@ pub struct ForwardOutput {
     rows: Vec<Range<usize>>,
     /// The arg max of each [`Logits::Greedy`] entry, by entry.
     tokens: Vec<Option<u32>>,
+    /// Set when the rows of [`Logits::Sample`] entries stayed on the device.
+    candidates: Option<DeviceCandidates>,
 }
 
 impl ForwardOutput {
@@ -55,6 +116,7 @@ impl ForwardOutput {
     pub fn new(logits: Vec<f32>, vocab: usize, rows: Vec<Range<usize>>) -> Self {
         ForwardOutput {
             tokens: vec![None; rows.len()],
+            candidates: None,
             logits,
             vocab,
             rows,
@@ -62,16 +124,16 @@ impl ForwardOutput {
     }
 
     /// Sets the arg max of every [`Logits::Greedy`] entry of `batch`:
-    /// `device` holds those computed on the device, in entry order, or is
-    /// `None` when they are to be read off the entries' last logit rows.
-    pub(crate) fn set_greedy(&mut self, batch: &[BatchEntry], device: Option<&[i64]>) {
-        let mut next = device.into_iter().flatten();
+    /// `device` holds those computed on the device, one per logit row of
+    /// the pass, with each entry's rows, or is `None` when they are to be
+    /// read off the entries' last logit rows.
+    pub(crate) fn set_greedy(&mut self, batch: &[BatchEntry], device: Option<(&[i64], &[Range<usize>])>) {
         for (i, e) in batch.iter().enumerate() {
             if e.logits != Logits::Greedy {
                 continue;
             }
             self.tokens[i] = match device {
-                Some(_) => next.next().map(|&t| t as u32),
+                Some((ids, rows)) => rows[i].clone().last().and_then(|r| ids.get(r)).map(|&t| t as u32),
                 None => self.last(i).map(crate::sampling::argmax),
             };
         }
@@ -81,6 +143,78 @@ impl ForwardOutput {
     /// [`Logits::Greedy`] and the engine computed it.
     pub fn token(&self, i: usize) -> Option<u32> {
         self.tokens.get(i).copied().flatten()
+    }
+
+    pub(crate) fn set_candidates(&mut self, c: DeviceCandidates) {
+        self.candidates = Some(c);
+    }
+
+    /// Serves the [`Logits::Sample`] entries of `batch` as the paged CUDA
+    /// graph does, with their `k` candidates computed here from their rows,
+    /// which then leave [`ForwardOutput::last`] and are reached through
+    /// [`ForwardOutput::full_row`]: for engines without a device (the
+    /// scheduler's tests), so that the scheduler's path is tested anywhere.
+    pub fn serve_samples_as_candidates(&mut self, batch: &[BatchEntry], k: usize) {
+        let k = k.min(self.vocab);
+        let mut c = DeviceCandidates {
+            ids: Vec::new(),
+            logits: Vec::new(),
+            lse: Vec::new(),
+            k,
+            of_entry: vec![None; batch.len()],
+            row_of_entry: vec![None; batch.len()],
+            source: Box::new(HostRows {
+                logits: self.logits.clone(),
+                vocab: self.vocab,
+            }),
+        };
+        for (i, e) in batch.iter().enumerate() {
+            let (Logits::Sample(t), Some(row)) = (e.logits, self.rows[i].clone().last()) else {
+                continue;
+            };
+            let r = &self.logits[row * self.vocab..(row + 1) * self.vocab];
+            let mut idx: Vec<usize> = (0..r.len()).collect();
+            idx.sort_by(|&a, &b| r[b].total_cmp(&r[a]).then(a.cmp(&b)));
+            let t = t.get() as f64;
+            let max = r[idx[0]] as f64 / t;
+            let lse = r.iter().map(|&l| (l as f64 / t - max).exp()).sum::<f64>().ln() + max;
+            c.of_entry[i] = Some(c.lse.len());
+            c.row_of_entry[i] = Some(row);
+            c.lse.push(lse as f32);
+            c.ids.extend(idx[..k].iter().map(|&j| j as i64));
+            c.logits.extend(idx[..k].iter().map(|&j| r[j]));
+            self.rows[i] = 0..0;
+        }
+        self.candidates = Some(c);
+    }
+
+    /// The device's candidates of entry `i`, if it asked for
+    /// [`Logits::Sample`] and its row stayed on the device (then
+    /// [`ForwardOutput::last`] is `None` and [`ForwardOutput::full_row`]
+    /// fetches the row).
+    pub fn candidates(&self, i: usize) -> Option<Candidates<'_>> {
+        let c = self.candidates.as_ref()?;
+        let s = (*c.of_entry.get(i)?)?;
+        Some(Candidates {
+            ids: &c.ids[s * c.k..(s + 1) * c.k],
+            logits: &c.logits[s * c.k..(s + 1) * c.k],
+            lse: c.lse[s],
+            vocab: self.vocab,
+        })
+    }
+
+    /// Entry `i`'s last logit row, fetched from the device if it stayed
+    /// there (a draw from [`ForwardOutput::candidates`] that landed in the
+    /// tail), else copied from the host rows.
+    pub fn full_row(&self, i: usize) -> anyhow::Result<Vec<f32>> {
+        if let Some(c) = &self.candidates
+            && let Some(Some(row)) = c.row_of_entry.get(i)
+        {
+            return c.source.fetch(*row);
+        }
+        self.last(i)
+            .map(<[f32]>::to_vec)
+            .ok_or_else(|| anyhow::anyhow!("internal: entry {i} has no logit row"))
     }
 
     /// The logit rows of batch entry `i` (empty for [`Logits::None`]).

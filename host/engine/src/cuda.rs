@@ -59,3 +59,40 @@ pub fn host_memory() -> Result<MemoryInfo<'static>> {
 fn attention_backends() -> String {
     std::env::var("ARBOR_SDPA_KERNEL").unwrap_or_else(|_| (1 | 2 | 16 | 512).to_string())
 }
+
+/// Free and total bytes of CUDA device `id`'s memory, from the CUDA runtime
+/// that ONNX Runtime's CUDA provider loaded (found the same way, through the
+/// dynamic loader's path).
+pub fn memory_info(id: i32) -> Result<(usize, usize)> {
+    type SetDevice = unsafe extern "C" fn(i32) -> i32;
+    type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> i32;
+    let names = ["libcudart.so.13", "libcudart.so.12", "libcudart.so"];
+    // SAFETY: loading the CUDA runtime runs only its initialisers, the same
+    // ones ONNX Runtime's provider ran when it loaded it.
+    let lib = names
+        .iter()
+        .find_map(|n| unsafe { libloading::Library::new(*n) }.ok())
+        .ok_or_else(|| {
+            anyhow!(
+                "cannot load the CUDA runtime ({}) to read free device memory; \
+                 give the pool size with --kv-slots",
+                names.join(", ")
+            )
+        })?;
+    // SAFETY: both symbols have these C signatures in every CUDA runtime
+    // since 2.0; the pointers outlive the calls.
+    unsafe {
+        let set: libloading::Symbol<SetDevice> = lib.get(b"cudaSetDevice\0")?;
+        let info: libloading::Symbol<MemGetInfo> = lib.get(b"cudaMemGetInfo\0")?;
+        let rc = set(id);
+        if rc != 0 {
+            anyhow::bail!("cudaSetDevice({id}) failed with CUDA error {rc}");
+        }
+        let (mut free, mut total) = (0usize, 0usize);
+        let rc = info(&mut free, &mut total);
+        if rc != 0 {
+            anyhow::bail!("cudaMemGetInfo failed with CUDA error {rc}");
+        }
+        Ok((free, total))
+    }
+}

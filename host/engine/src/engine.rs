@@ -41,8 +41,12 @@ impl Device {
 /// How to open a model.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
-    /// Token slots in the KV pool.
+    /// Token slots in the KV pool. 0 on CUDA: as many as `kv_fraction` of
+    /// the device memory that is free once the model is loaded holds.
     pub kv_slots: usize,
+    /// With `kv_slots` 0 on CUDA, the fraction of free device memory the KV
+    /// pool takes (the rest is for activations and the runtime's arena).
+    pub kv_fraction: f32,
     /// ONNX Runtime intra-op threads (0: one per core).
     pub threads: usize,
     pub device: Device,
@@ -60,6 +64,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             kv_slots: 16384,
+            kv_fraction: DEFAULT_KV_FRACTION,
             threads: 0,
             device: Device::Cpu,
             kv_in_host_memory: false,
@@ -67,6 +72,9 @@ impl Default for EngineOptions {
         }
     }
 }
+
+/// The share of free device memory a CUDA KV pool takes by default.
+pub const DEFAULT_KV_FRACTION: f32 = 0.8;
 
 /// Counters since the engine was opened.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
@@ -108,6 +116,42 @@ pub struct Engine {
     page_size: usize,
     /// The graph file the session runs.
     graph: &'static str,
+    /// Candidates of sampled rows on the device (the paged CUDA graph).
+    sampler: Option<crate::device_sampling::DeviceSampler>,
+}
+
+/// KV slots in `fraction` of CUDA device `id`'s free memory, in whole
+/// pages of the paged graph, refusing a pool that cannot hold one
+/// sequence of the model's full context.
+fn pool_from_free_memory(id: i32, fraction: f32, meta: &ModelMeta, paged: bool) -> Result<usize> {
+    if !(fraction > 0.0 && fraction < 1.0) {
+        bail!("--kv-fraction must be between 0 and 1, got {fraction}");
+    }
+    let cfg = &meta.config;
+    let (free, total) = crate::cuda::memory_info(id)?;
+    let per_slot = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * meta.dtype.size();
+    let mut slots = (free as f64 * fraction as f64 / per_slot as f64) as usize;
+    if paged {
+        slots -= slots % CUDA_BLOCK;
+    }
+    let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+    let need = cfg.max_position_embeddings.min(1 << 20);
+    if slots < need {
+        bail!(
+            "a KV pool of {fraction} of CUDA device {id}'s free memory ({:.2} of {:.2} GiB free \
+             once the model is loaded) holds {slots} tokens, fewer than one sequence of the \
+             model's {need}-token context; raise --kv-fraction, give --kv-slots, or free \
+             device memory",
+            gib(free),
+            gib(total)
+        );
+    }
+    tracing::info!(
+        "KV pool: {slots} token slots, {:.2} GiB ({fraction} of {:.2} GiB free on CUDA device {id})",
+        gib(slots * per_slot),
+        gib(free)
+    );
+    Ok(slots)
 }
 
 /// Reads `arbor.json` of a model directory.
@@ -189,9 +233,17 @@ impl Engine {
                 dir.join(graph).display()
             )
         })?;
-        if opts.kv_slots == 0 {
+        let kv_slots = match opts.device {
+            Device::Cuda(id) if opts.kv_slots == 0 => pool_from_free_memory(id, opts.kv_fraction, &meta, paged)?,
+            _ => opts.kv_slots,
+        };
+        if kv_slots == 0 {
             bail!("the KV pool needs at least one slot");
         }
+        let opts = &EngineOptions {
+            kv_slots,
+            ..opts.clone()
+        };
         let pool = match opts.device {
             Device::Cuda(id) if paged => Pool::Paged(Box::new(PagedPool::new(
                 &session,
@@ -220,7 +272,15 @@ impl Engine {
                 cfg.head_dim,
             )),
         };
+        let sampler = match opts.device {
+            Device::Cuda(id) if paged => Some(crate::device_sampling::DeviceSampler::new(
+                id,
+                cfg.vocab_size,
+            )?),
+            _ => None,
+        };
         Ok(Engine {
+            sampler,
             session,
             meta,
             tokenizer,
@@ -449,7 +509,9 @@ impl Engine {
             let start = logit_index.len();
             match e.logits {
                 Logits::None => {}
-                Logits::Last | Logits::Greedy => logit_index.push((toff + n - 1) as i64),
+                Logits::Last | Logits::Greedy | Logits::Sample(_) => {
+                    logit_index.push((toff + n - 1) as i64)
+                }
                 Logits::All => logit_index.extend((toff..toff + n).map(|x| x as i64)),
             }
             rows.push(start..logit_index.len());

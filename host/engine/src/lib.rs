@@ -14,6 +14,7 @@ mod batch;
 pub mod config;
 mod cuda;
 mod device_pool;
+mod device_sampling;
 pub mod engine;
 pub mod format;
 mod groups;
@@ -25,7 +26,8 @@ pub mod sampling;
 pub mod tokenizer;
 
 pub use config::{ModelConfig, Preset};
+pub use batch::Temperature;
 pub use engine::{BatchEntry, Device, Engine, EngineOptions, EngineStats, ForwardOutput, Logits};
 pub use format::{ModelMeta, WeightDtype};
-pub use sampling::{Sampler, SamplingParams};
+pub use sampling::{Candidates, Pick, Sampler, SamplingParams};
 pub use tokenizer::Tokenizer;

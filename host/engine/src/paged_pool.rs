@@ -36,8 +36,13 @@ pub struct PagedPool {
     /// the caches too.
     fetch_logits: IoBinding,
     fetch_ids: IoBinding,
+    /// Fetches the ids and leaves the logits on the device, for steps whose
+    /// other rows are sampled from candidates computed there.
+    fetch_sample: IoBinding,
     /// Host memory, where the fetched output goes.
     host: MemoryInfo<'static>,
+    /// The device's memory, where logits that stay there go.
+    device: MemoryInfo<'static>,
     blocks: usize,
     // Dropped last: the caches' memory belongs to it.
     _allocator: Allocator,
@@ -55,7 +60,7 @@ impl PagedPool {
         kv_heads: usize,
         head_dim: usize,
     ) -> Result<Self> {
-        let (_, allocator) = crate::cuda::device_allocator(session, id)?;
+        let (device, allocator) = crate::cuda::device_allocator(session, id)?;
         let elem = match dtype {
             WeightDtype::F16 => TensorElementType::Float16,
             WeightDtype::Bf16 => TensorElementType::Bfloat16,
@@ -94,7 +99,7 @@ impl PagedPool {
                 .map_err(|e| anyhow!("cannot bind the KV pool to the copier: {e}"))?;
         }
         let host = crate::cuda::host_memory()?;
-        let mut forward = |fetch: &str| -> Result<IoBinding> {
+        let mut forward = |fetch: &[&str]| -> Result<IoBinding> {
             let mut b = session.create_binding().map_err(|e| anyhow!("{e}"))?;
             for (i, c) in caches.iter_mut().enumerate() {
                 let name = cache_name(i);
@@ -102,18 +107,23 @@ impl PagedPool {
                     .and_then(|()| b.bind_output(format!("{name}_out"), &mut *c))
                     .map_err(|e| anyhow!("cannot bind the KV pool: {e}"))?;
             }
-            b.bind_output_to_device(fetch, &host)
-                .map_err(|e| anyhow!("cannot bind {fetch}: {e}"))?;
+            for f in fetch {
+                b.bind_output_to_device(*f, &host)
+                    .map_err(|e| anyhow!("cannot bind {f}: {e}"))?;
+            }
             Ok(b)
         };
-        let (fetch_logits, fetch_ids) = (forward("logits")?, forward("next_token")?);
+        let (fetch_logits, fetch_ids) = (forward(&["logits"])?, forward(&["next_token"])?);
+        let fetch_sample = forward(&["next_token"])?;
         Ok(PagedPool {
             _caches: caches,
             copier,
             copies,
             fetch_logits,
             fetch_ids,
+            fetch_sample,
             host,
+            device,
             blocks,
             _allocator: allocator,
         })
@@ -124,21 +134,31 @@ impl PagedPool {
         self.blocks * CUDA_BLOCK
     }
 
-    /// The forward graph's binding with the caches bound, fetching only
-    /// `next_token` to host memory if `ids_only`, else only `logits`; the
-    /// caller binds the step's inputs.
-    pub fn binding(&mut self, ids_only: bool) -> Result<&mut IoBinding> {
-        let (b, fetch) = if ids_only {
-            (&mut self.fetch_ids, "next_token")
-        } else {
-            (&mut self.fetch_logits, "logits")
-        };
+    /// The forward graph's binding with the caches bound and the outputs
+    /// placed as `fetch` says; the caller binds the step's inputs.
+    pub fn binding(&mut self, fetch: Fetch) -> Result<&mut IoBinding> {
         // Bound afresh every step: an output bound to a device keeps the
         // buffer of its first run, whose shape the next step's row count
         // would not match.
-        b.bind_output_to_device(fetch, &self.host)
-            .map_err(|e| anyhow!("cannot bind {fetch}: {e}"))?;
-        Ok(b)
+        let bind = |b: &mut IoBinding, name: &str, mem: &MemoryInfo| {
+            b.bind_output_to_device(name, mem)
+                .map_err(|e| anyhow!("cannot bind {name}: {e}"))
+        };
+        Ok(match fetch {
+            Fetch::Ids => {
+                bind(&mut self.fetch_ids, "next_token", &self.host)?;
+                &mut self.fetch_ids
+            }
+            Fetch::Logits => {
+                bind(&mut self.fetch_logits, "logits", &self.host)?;
+                &mut self.fetch_logits
+            }
+            Fetch::IdsLeavingLogits => {
+                bind(&mut self.fetch_sample, "next_token", &self.host)?;
+                bind(&mut self.fetch_sample, "logits", &self.device)?;
+                &mut self.fetch_sample
+            }
+        })
     }
 
     /// Copies every layer's K/V of slot `src` to slot `dst` for each pair.
@@ -167,6 +187,17 @@ impl PagedPool {
         drop(out);
         Ok(())
     }
+}
+
+/// Which outputs of a forward pass go where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    /// Only `next_token`, to the host.
+    Ids,
+    /// Only `logits`, to the host.
+    Logits,
+    /// `next_token` to the host; `logits` stay on the device.
+    IdsLeavingLogits,
 }
 
 /// Input name of cache `i` (keys and values of a layer alternate).

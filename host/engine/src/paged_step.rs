@@ -81,7 +81,9 @@ pub fn paged_step(batch: &[BatchEntry]) -> Result<PagedStep> {
         let start = s.logit_index.len();
         match e.logits {
             Logits::None => {}
-            Logits::Last | Logits::Greedy => s.logit_index.push((toff + n - 1) as i64),
+            Logits::Last | Logits::Greedy | Logits::Sample(_) => {
+                s.logit_index.push((toff + n - 1) as i64)
+            }
             Logits::All => s.logit_index.extend((toff..toff + n).map(|x| x as i64)),
         }
         s.rows.push(start..s.logit_index.len());

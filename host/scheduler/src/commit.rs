@@ -113,8 +113,8 @@ impl Core {
             let kv = job.kv.as_mut().expect("planned rows have KV");
             self.kv.commit_prefix(kv, &job.tokens);
         }
-        let (row, token) = (out.last(ei), out.token(ei));
-        if row.is_none() && token.is_none() {
+        let (row, token, cand) = (out.last(ei), out.token(ei), out.candidates(ei));
+        if row.is_none() && token.is_none() && cand.is_none() {
             return;
         }
         let next = match &mut job.work {
@@ -131,10 +131,25 @@ impl Core {
                     jump_forward: self.cfg.jump_forward,
                     max_context: self.engine.max_context(),
                 };
-                let decoded = match (token, row) {
-                    (Some(t), _) => d.on_token(&ctx, t, job.tokens.len()),
-                    (None, Some(row)) => d.on_logits(&ctx, row, job.tokens.len()),
-                    (None, None) => unreachable!("checked above"),
+                let decoded = match (token, row, cand) {
+                    (Some(t), _, _) => d.on_token(&ctx, t, job.tokens.len()),
+                    (None, Some(row), _) => d.on_logits(&ctx, row, job.tokens.len()),
+                    (None, None, Some(c)) => {
+                        self.stats.device_draws += 1;
+                        let mut fetched = false;
+                        let r = d.on_candidates(
+                            &ctx,
+                            &c,
+                            || {
+                                fetched = true;
+                                out.full_row(ei)
+                            },
+                            job.tokens.len(),
+                        );
+                        self.stats.tail_rows_fetched += fetched as u64;
+                        r
+                    }
+                    (None, None, None) => unreachable!("checked above"),
                 };
                 if let Some(us) = decoded.mask_us {
                     self.masks.record(us);

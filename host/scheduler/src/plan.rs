@@ -146,6 +146,7 @@ impl Core {
             if pending > 0 {
                 let logits_when_done = match &j.work {
                     Work::Gen(d) if d.greedy_only() => Logits::Greedy,
+                    Work::Gen(d) => d.draw_temperature().map_or(Logits::Last, Logits::Sample),
                     _ => Logits::Last,
                 };
                 let w = Want {

@@ -25,6 +25,11 @@ pub struct SchedulerStats {
     pub cache: CacheStats,
     /// Tokens chosen by sampling under a constraint.
     pub constrained_sampled_tokens: u64,
+    /// Tokens drawn at a temperature from candidates the engine computed
+    /// where the logits are, and how many of those draws landed beyond the
+    /// candidates and fetched their whole row.
+    pub device_draws: u64,
+    pub tail_rows_fetched: u64,
     /// Tokens appended by jump-forward without a decoding step of their own.
     pub jump_forward_tokens: u64,
     /// Token-mask computation and application per sampled constrained token,

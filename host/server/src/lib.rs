@@ -52,8 +52,11 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Directory of the database, programs and compiled code.
     pub data: PathBuf,
-    /// Token slots of the KV pool; 0 picks the model's context length × 4.
+    /// Token slots of the KV pool; 0 picks the model's context length × 4
+    /// on the CPU, `kv_fraction` of free device memory on CUDA.
     pub kv_slots: usize,
+    /// See `kv_slots`.
+    pub kv_fraction: f32,
     /// ONNX Runtime threads (0: one per core).
     pub threads: usize,
     pub device: Device,
@@ -77,6 +80,7 @@ impl ServerConfig {
             metrics_listen: None,
             data,
             kv_slots: 0,
+            kv_fraction: arbor_scheduler::DEFAULT_KV_FRACTION,
             threads: 0,
             device: Device::Cpu,
             scheduler: SchedulerConfig::default(),
@@ -106,6 +110,7 @@ impl Server {
         let model = cfg.model.clone();
         let opts = ModelOptions {
             kv_slots: cfg.kv_slots,
+            kv_fraction: cfg.kv_fraction,
             threads: cfg.threads,
             device: cfg.device,
         };

@@ -230,6 +230,7 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
         device,
         kv_in_host_memory: a.kv_in_host_memory,
         standard_graph: a.standard_graph,
+        ..Default::default()
     };
     let mut engine = Engine::open(dir, &opts)?;
     // Any ids in the vocabulary do: the weights are what they are, and the

@@ -24,9 +24,13 @@ pub struct Args {
     /// Wall-clock limit of the run, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     deadline_ms: u64,
-    /// KV pool slots.
+    /// KV pool slots (0 on CUDA: --kv-fraction of the device memory free
+    /// after the model loads).
     #[arg(long, default_value_t = 16384)]
     kv_slots: usize,
+    /// With --kv-slots 0 on CUDA, the share of free device memory the KV pool takes.
+    #[arg(long, default_value_t = arbor_engine::engine::DEFAULT_KV_FRACTION)]
+    kv_fraction: f32,
     /// Run the model on this CUDA device instead of the CPU.
     #[arg(long)]
     cuda: Option<i32>,
@@ -61,6 +65,7 @@ pub fn run(a: Args) -> Result<()> {
         &a.model,
         &EngineOptions {
             kv_slots: a.kv_slots,
+            kv_fraction: a.kv_fraction,
             device: Device::cuda_or_cpu(a.cuda),
             ..Default::default()
         },

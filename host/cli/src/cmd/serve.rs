@@ -27,9 +27,13 @@ pub struct Args {
     /// Model id clients use (default: the model directory's name).
     #[arg(long)]
     model_name: Option<String>,
-    /// KV pool token slots (0: four times the model's context).
+    /// KV pool token slots (0: four times the model's context on the CPU;
+    /// on CUDA, --kv-fraction of the device memory free after the model loads).
     #[arg(long, default_value_t = 0)]
     kv_slots: usize,
+    /// With --kv-slots 0 on CUDA, the share of free device memory the KV pool takes.
+    #[arg(long, default_value_t = arbor_engine::engine::DEFAULT_KV_FRACTION)]
+    kv_fraction: f32,
     /// ONNX Runtime threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -68,6 +72,7 @@ pub fn run(a: Args) -> Result<()> {
     cfg.metrics_listen = a.metrics_listen;
     cfg.model_name = a.model_name;
     cfg.kv_slots = a.kv_slots;
+    cfg.kv_fraction = a.kv_fraction;
     cfg.threads = a.threads;
     cfg.device = Device::cuda_or_cpu(a.cuda);
     cfg.capacity = a.capacity;

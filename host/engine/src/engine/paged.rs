@@ -1,9 +1,11 @@
 //! The forward pass of the paged CUDA graph: one run over the whole ragged
 //! batch (the operator takes it as it is, so there are no attention groups),
-//! fetching logit rows or, when every row wants only its arg max, token ids.
+//! fetching logit rows or, when every row wants only its arg max, token ids,
+//! and for rows drawn at a temperature their candidates (`device_sampling`).
 
 use super::{Engine, Pool};
-use crate::batch::{BatchEntry, ForwardOutput, Logits};
+use crate::batch::{BatchEntry, DeviceCandidates, ForwardOutput, Logits};
+use crate::paged_pool::Fetch;
 use crate::paged_step::paged_step;
 use anyhow::{Result, anyhow, bail};
 use ort::value::{DynValue, Tensor};
@@ -35,29 +37,63 @@ impl Engine {
             ),
         ];
         // When every row that wants logits wants only its arg max, only the
-        // ids cross to the host (8 bytes a row instead of 4 x vocabulary).
-        let ids_only = p > 0
-            && batch
-                .iter()
-                .all(|e| matches!(e.logits, Logits::None | Logits::Greedy));
-        let bind = pool.binding(ids_only)?;
+        // ids cross to the host (8 bytes a row instead of 4 x vocabulary);
+        // when the others are drawn at a temperature, their candidates too.
+        let greedy = |e: &BatchEntry| matches!(e.logits, Logits::None | Logits::Greedy);
+        let sampled = |e: &BatchEntry| matches!(e.logits, Logits::Sample(_));
+        let fetch = if p > 0 && batch.iter().all(greedy) {
+            Fetch::Ids
+        } else if p > 0 && self.sampler.is_some() && batch.iter().all(|e| greedy(e) || sampled(e)) {
+            Fetch::IdsLeavingLogits
+        } else {
+            Fetch::Logits
+        };
+        let bind = pool.binding(fetch)?;
         for (name, value) in &step {
             bind.bind_input(*name, value).map_err(failed)?;
         }
-        let outputs = self.session.run_binding(bind).map_err(failed)?;
+        let mut outputs = self.session.run_binding(bind).map_err(failed)?;
         self.stats.forward_passes += 1;
         self.stats.tokens_processed += t as u64;
         self.stats.logit_rows += p as u64;
-        if ids_only {
-            let (_, ids) = outputs["next_token"].try_extract_tensor::<i64>()?;
-            let vocab = self.meta.config.vocab_size;
-            let mut out = ForwardOutput::new(Vec::new(), vocab, vec![0..0; batch.len()]);
-            out.set_greedy(batch, Some(ids));
+        let vocab = self.meta.config.vocab_size;
+        if fetch == Fetch::Logits {
+            let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
+            let mut out = ForwardOutput::new(logits.to_vec(), vocab, s.rows);
+            out.set_greedy(batch, None);
             return Ok(out);
         }
-        let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
-        let mut out = ForwardOutput::new(logits.to_vec(), self.meta.config.vocab_size, s.rows);
-        out.set_greedy(batch, None);
+        let (_, ids) = outputs["next_token"].try_extract_tensor::<i64>()?;
+        let mut out = ForwardOutput::new(Vec::new(), vocab, vec![0..0; batch.len()]);
+        out.set_greedy(batch, Some((ids, &s.rows)));
+        if fetch == Fetch::Ids {
+            return Ok(out);
+        }
+        let logits = outputs
+            .remove("logits")
+            .ok_or_else(|| anyhow!("internal: the forward pass left no logits"))?;
+        drop(outputs);
+        let (mut rows, mut temps) = (Vec::new(), Vec::new());
+        let (mut of_entry, mut row_of_entry) = (vec![None; b], vec![None; b]);
+        for (i, e) in batch.iter().enumerate() {
+            if let Logits::Sample(temp) = e.logits {
+                of_entry[i] = Some(rows.len());
+                row_of_entry[i] = Some(s.rows[i].start);
+                rows.push(s.rows[i].start as i64);
+                temps.push(temp.get());
+            }
+        }
+        let sampler = self.sampler.as_mut().expect("checked above");
+        let c = sampler.sample_rows(&logits, &rows, &temps)?;
+        out.set_candidates(DeviceCandidates {
+            ids: c.ids,
+            logits: c.logits,
+            lse: c.lse,
+            k: c.k,
+            of_entry,
+            row_of_entry,
+            source: sampler.row_source(logits),
+        });
         Ok(out)
     }
 }

@@ -16,7 +16,7 @@ pub use text::TextStream;
 use crate::request::{Event, GenerateRequest, TokenLogprob, Usage};
 use arbor_constraint::{FsmState, TokenFsm, Vocab};
 use arbor_engine::sampling::top_logprobs;
-use arbor_engine::{Sampler, Tokenizer};
+use arbor_engine::{Candidates, Pick, Sampler, Temperature, Tokenizer};
 use arbor_types::{ConstraintError, Finish, RequestError};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
@@ -105,6 +105,45 @@ impl Decoder {
             && p.presence_penalty == 0.0
             && self.fsm.is_none()
             && self.req.logprobs.is_none()
+    }
+
+    /// The temperature of a plain draw from the model's distribution (no
+    /// penalties, no constraint, no logprobs), which an engine may serve
+    /// from candidates computed where the logits are
+    /// ([`Decoder::on_candidates`]).
+    pub fn draw_temperature(&self) -> Option<Temperature> {
+        let plain = !self.sampler.has_penalties() && self.fsm.is_none() && self.req.logprobs.is_none();
+        plain.then(|| Temperature::new(self.req.sampling.temperature)).flatten()
+    }
+
+    /// Samples from the device's candidates of the row after the last
+    /// token, fetching the whole row through `full_row` only when the draw
+    /// lands beyond them; then as [`Decoder::on_logits`].
+    pub fn on_candidates(
+        &mut self,
+        ctx: &DecodeCtx<'_>,
+        c: &Candidates<'_>,
+        full_row: impl FnOnce() -> anyhow::Result<Vec<f32>>,
+        context_len: usize,
+    ) -> Decoded {
+        let d = Decoded {
+            appended: Vec::new(),
+            next: Next::Continue,
+            mask_us: None,
+            jumped: 0,
+        };
+        let tok = match self.sampler.sample_candidates(c) {
+            Pick::Token(t) => t,
+            Pick::NeedsRow => match full_row() {
+                Ok(mut row) => self.sampler.sample(&mut row),
+                Err(e) => {
+                    let mut d = d;
+                    d.next = Next::Fail(RequestError::Engine(format!("{e:#}")));
+                    return d;
+                }
+            },
+        };
+        self.accept(ctx, tok, None, context_len, d)
     }
 
     /// Takes `tok`, the arg max the engine computed for a

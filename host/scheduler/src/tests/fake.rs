@@ -45,6 +45,9 @@ pub struct FakeEngine {
     /// A step with a sequence that starts with this token fails (fault
     /// injection).
     pub poison: Option<u32>,
+    /// Serve rows drawn at a temperature as this many candidates, as the
+    /// paged CUDA graph does, instead of as rows.
+    pub candidates: Option<usize>,
     pub record: Arc<Mutex<Record>>,
 }
 
@@ -80,6 +83,7 @@ impl FakeEngine {
             tokenizer: tokenizer(),
             favourite,
             poison: None,
+            candidates: None,
             record: Arc::new(Mutex::new(Record::default())),
         }
     }
@@ -208,7 +212,7 @@ impl StepEngine for FakeEngine {
                 ));
                 let want = match e.logits {
                     Logits::None => false,
-                    Logits::Last | Logits::Greedy => k + 1 == e.tokens.len(),
+                    Logits::Last | Logits::Greedy | Logits::Sample(_) => k + 1 == e.tokens.len(),
                     Logits::All => true,
                 };
                 if want {
@@ -226,7 +230,11 @@ impl StepEngine for FakeEngine {
         r.copies += step.copies.len();
         r.max_step_tokens = r.max_step_tokens.max(new_tokens);
         r.step_tokens.push(new_tokens);
-        Ok(ForwardOutput::new(logits, vocab, rows))
+        let mut out = ForwardOutput::new(logits, vocab, rows);
+        if let Some(k) = self.candidates {
+            out.serve_samples_as_candidates(step.entries, k);
+        }
+        Ok(out)
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {

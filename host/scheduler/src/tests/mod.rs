@@ -414,3 +414,41 @@ fn a_request_that_fails_the_engine_fails_alone() {
     );
     assert_eq!(s.stats().engine_failures, 1);
 }
+
+#[test]
+fn draws_from_device_candidates_equal_draws_from_whole_rows() {
+    // The same seeded requests, once with rows on the host and once served
+    // as the paged CUDA graph serves them (16 candidates, whole rows fetched
+    // only for draws that land beyond them): the same tokens, and both ways
+    // out of the candidates taken.
+    let sampled = |top_k: usize, top_p: f32| -> Vec<GenerateRequest> {
+        few_shot(9, 10)
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut r)| {
+                r.sampling = arbor_engine::SamplingParams {
+                    temperature: 0.9,
+                    top_k,
+                    top_p,
+                    seed: i as u64,
+                    ..Default::default()
+                };
+                r
+            })
+            .collect()
+    };
+    for (top_k, top_p) in [(0, 1.0), (8, 1.0), (0, 0.1)] {
+        let (rows, _) = run_all(FakeEngine::random(4096, 1), checked(), sampled(top_k, top_p));
+        let mut device = FakeEngine::random(4096, 1);
+        device.candidates = Some(16);
+        let (cands, stats) = run_all(device, checked(), sampled(top_k, top_p));
+        assert_eq!(tokens(&rows), tokens(&cands), "top_k {top_k}, top_p {top_p}");
+        assert_eq!(stats.device_draws, 90, "every token drawn from candidates");
+        if top_k == 0 && top_p == 1.0 {
+            // The fake's rows are nearly flat over 512 tokens.
+            assert!(stats.tail_rows_fetched > 45, "{stats:?}");
+        } else {
+            assert_eq!(stats.tail_rows_fetched, 0, "{stats:?}");
+        }
+    }
+}

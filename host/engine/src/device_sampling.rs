@@ -1,0 +1,231 @@
+//! What the host needs of sampled rows, computed where the logits are: for
+//! each row a draw samples from, its [`CANDIDATES`] largest logits and the
+//! log-sum-exp of the row at its temperature; and a fetch of whole rows for
+//! the draws that land beyond the candidates.
+//!
+//! Invariant: the logit matrix never crosses to the host for a sampled row
+//! unless a draw asks for that row; what does cross is `K` ids and logits
+//! and one number a row (about 0.8 kB instead of 4 × vocabulary bytes:
+//! 512 kB for a 128k vocabulary).
+//!
+//! Two small sessions on the forward session's device, reading the forward
+//! pass's logits output where it was left: one per step with sampled rows,
+//! one per tail draw. They are separate from the forward graph so that a
+//! step without sampled rows (greedy decoding, prefill) runs none of it,
+//! and so that models exported before them keep working.
+
+use crate::batch::RowSource;
+use anyhow::{Result, anyhow};
+use arbor_onnx::{Attr, Dim, ElemType, Graph};
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::{DynValue, Tensor};
+use std::sync::{Arc, Mutex};
+
+/// Candidates per sampled row. Top-k up to this many is exact without the
+/// row; beyond the candidates a draw needs the row only when it lands there.
+pub const CANDIDATES: usize = 64;
+
+/// The two sessions, built once per engine.
+pub struct DeviceSampler {
+    candidates: Session,
+    rows: Arc<Mutex<Session>>,
+    k: usize,
+}
+
+/// `[S, K]` ids and logits and `[S]` log-sum-exps of the sampled rows.
+pub struct SampledRows {
+    pub ids: Vec<i64>,
+    pub logits: Vec<f32>,
+    pub lse: Vec<f32>,
+    pub k: usize,
+}
+
+impl DeviceSampler {
+    /// Builds the sessions on CUDA device `id` for rows of `vocab` logits.
+    pub fn new(id: i32, vocab: usize) -> Result<Self> {
+        let k = CANDIDATES.min(vocab);
+        let open = |bytes: Vec<u8>, what: &str| -> Result<Session> {
+            let env = crate::ort_env::environment()?;
+            let b = Session::builder(&env)
+                .map_err(|e| anyhow!("{e}"))?
+                .with_optimization_level(GraphOptimizationLevel::Level1)
+                .map_err(|e| anyhow!("{e}"))?;
+            let mut b = crate::cuda::register(b, id)?;
+            b.commit_from_memory(&bytes)
+                .map_err(|e| anyhow!("cannot load the {what} graph on CUDA: {e}"))
+        };
+        Ok(DeviceSampler {
+            candidates: open(candidates_graph(vocab, k), "sampling candidates")?,
+            rows: Arc::new(Mutex::new(open(rows_graph(vocab), "logit row fetch")?)),
+            k,
+        })
+    }
+
+    /// The candidates of rows `rows` of `logits` (`[P, V]`, on the device),
+    /// row `i` at temperature `temps[i]`.
+    pub fn sample_rows(&mut self, logits: &DynValue, rows: &[i64], temps: &[f32]) -> Result<SampledRows> {
+        let s = rows.len();
+        let inv: Vec<f32> = temps.iter().map(|t| 1.0 / t).collect();
+        let rows = Tensor::from_array((vec![s], rows.to_vec()))?;
+        let inv = Tensor::from_array((vec![s], inv))?;
+        let host = crate::cuda::host_memory()?;
+        let failed = |e: ort::Error| anyhow!("computing sampling candidates on the device: {e}");
+        let mut b = self.candidates.create_binding().map_err(failed)?;
+        b.bind_input("logits", logits).map_err(failed)?;
+        b.bind_input("rows", &rows).map_err(failed)?;
+        b.bind_input("inv_temperature", &inv).map_err(failed)?;
+        for out in ["cand_ids", "cand_logits", "lse"] {
+            b.bind_output_to_device(out, &host).map_err(failed)?;
+        }
+        let outputs = self.candidates.run_binding(&b).map_err(failed)?;
+        let (_, ids) = outputs["cand_ids"].try_extract_tensor::<i64>()?;
+        let (_, cand) = outputs["cand_logits"].try_extract_tensor::<f32>()?;
+        let (_, lse) = outputs["lse"].try_extract_tensor::<f32>()?;
+        Ok(SampledRows {
+            ids: ids.to_vec(),
+            logits: cand.to_vec(),
+            lse: lse.to_vec(),
+            k: self.k,
+        })
+    }
+
+    /// A fetcher of whole rows of `logits`, which it keeps alive.
+    pub fn row_source(&self, logits: DynValue) -> Box<dyn RowSource> {
+        Box::new(DeviceRows {
+            session: Arc::clone(&self.rows),
+            logits,
+        })
+    }
+}
+
+/// One pass's logits on the device, and the session that fetches a row.
+struct DeviceRows {
+    session: Arc<Mutex<Session>>,
+    logits: DynValue,
+}
+
+impl RowSource for DeviceRows {
+    fn fetch(&self, row: usize) -> Result<Vec<f32>> {
+        let failed = |e: ort::Error| anyhow!("fetching a logit row from the device: {e}");
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| anyhow!("the logit row fetch session was poisoned"))?;
+        let index = Tensor::from_array((vec![1usize], vec![row as i64]))?;
+        let host = crate::cuda::host_memory()?;
+        let mut b = session.create_binding().map_err(failed)?;
+        b.bind_input("logits", &self.logits).map_err(failed)?;
+        b.bind_input("rows", &index).map_err(failed)?;
+        b.bind_output_to_device("out", &host).map_err(failed)?;
+        let outputs = session.run_binding(&b).map_err(failed)?;
+        let (_, v) = outputs["out"].try_extract_tensor::<f32>()?;
+        Ok(v.to_vec())
+    }
+}
+
+/// `cand_logits, cand_ids = TopK(logits[rows], K)` and `lse =
+/// ReduceLogSumExp(logits[rows] * inv_temperature)` over the vocabulary.
+fn candidates_graph(vocab: usize, k: usize) -> Vec<u8> {
+    let mut g = Graph::new();
+    let v = vocab as i64;
+    let logits = g.input(
+        "logits",
+        ElemType::F32,
+        vec![Dim::Named("P"), Dim::Fixed(v)],
+    );
+    let rows = g.input("rows", ElemType::I64, vec![Dim::Named("S")]);
+    let inv = g.input("inv_temperature", ElemType::F32, vec![Dim::Named("S")]);
+    let x = g.op1("Gather", &[&logits, &rows], vec![("axis", Attr::Int(0))]);
+    let kk = g.const_i64(vec![1], &[k as i64]);
+    g.op_multi(
+        "",
+        "TopK",
+        &[&x, &kk],
+        &["cand_logits", "cand_ids"],
+        vec![
+            ("axis", Attr::Int(-1)),
+            ("largest", Attr::Int(1)),
+            ("sorted", Attr::Int(1)),
+        ],
+    );
+    let one = g.const_i64(vec![1], &[1]);
+    let inv = g.op1("Unsqueeze", &[&inv, &one], vec![]);
+    let scaled = g.op1("Mul", &[&x, &inv], vec![]);
+    let lse = g.op1(
+        "ReduceLogSumExp",
+        &[&scaled],
+        vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
+    );
+    let sk = || vec![Dim::Named("S"), Dim::Fixed(k as i64)];
+    g.declare_output("cand_logits", ElemType::F32, sk());
+    g.declare_output("cand_ids", ElemType::I64, sk());
+    g.output(&lse, "lse", ElemType::F32, vec![Dim::Named("S")]);
+    g.to_model_bytes(arbor_onnx::OPSET, "arbor", "sampling candidates")
+}
+
+/// `out = logits[rows]`.
+fn rows_graph(vocab: usize) -> Vec<u8> {
+    let mut g = Graph::new();
+    let v = vocab as i64;
+    let logits = g.input(
+        "logits",
+        ElemType::F32,
+        vec![Dim::Named("P"), Dim::Fixed(v)],
+    );
+    let rows = g.input("rows", ElemType::I64, vec![Dim::Named("R")]);
+    let x = g.op1("Gather", &[&logits, &rows], vec![("axis", Attr::Int(0))]);
+    g.output(&x, "out", ElemType::F32, vec![Dim::Named("R"), Dim::Fixed(v)]);
+    g.to_model_bytes(arbor_onnx::OPSET, "arbor", "logit row fetch")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The graphs run on the CPU too, which checks them where CI can: the
+    /// candidates are the row's largest logits in order, the log-sum-exp is
+    /// the row's at each temperature, and the fetch returns the row.
+    #[test]
+    fn the_sampling_graphs_compute_candidates_lse_and_rows() {
+        let (p, v, k) = (3usize, 100usize, 8usize);
+        let data: Vec<f32> = (0..p * v).map(|i| ((i * 37 % 101) as f32 * 0.13).sin() * 4.0).collect();
+        let env = crate::ort_env::environment().unwrap();
+        let open = |bytes: Vec<u8>| {
+            Session::builder(&env)
+                .unwrap()
+                .commit_from_memory(&bytes)
+                .unwrap()
+        };
+        let mut cand = open(candidates_graph(v, k));
+        let logits = Tensor::from_array((vec![p, v], data.clone())).unwrap();
+        let rows = Tensor::from_array((vec![2usize], vec![2i64, 0])).unwrap();
+        let inv = Tensor::from_array((vec![2usize], vec![1.0f32 / 0.5, 1.0])).unwrap();
+        let out = cand
+            .run(ort::inputs!["logits" => logits.view(), "rows" => rows, "inv_temperature" => inv])
+            .unwrap();
+        let (_, ids) = out["cand_ids"].try_extract_tensor::<i64>().unwrap();
+        let (_, vals) = out["cand_logits"].try_extract_tensor::<f32>().unwrap();
+        let (_, lse) = out["lse"].try_extract_tensor::<f32>().unwrap();
+        for (s, (row, t)) in [(2usize, 0.5f64), (0, 1.0)].into_iter().enumerate() {
+            let r = &data[row * v..(row + 1) * v];
+            let mut idx: Vec<usize> = (0..v).collect();
+            idx.sort_by(|&a, &b| r[b].total_cmp(&r[a]).then(a.cmp(&b)));
+            let want: Vec<i64> = idx[..k].iter().map(|&i| i as i64).collect();
+            assert_eq!(&ids[s * k..(s + 1) * k], &want[..]);
+            for (j, &i) in idx[..k].iter().enumerate() {
+                assert_eq!(vals[s * k + j], r[i]);
+            }
+            let exact = r.iter().map(|&l| (l as f64 / t).exp()).sum::<f64>().ln();
+            assert!((lse[s] as f64 - exact).abs() < 1e-4, "{} vs {exact}", lse[s]);
+        }
+        drop(out);
+        let mut fetch = open(rows_graph(v));
+        let one = Tensor::from_array((vec![1usize], vec![1i64])).unwrap();
+        let out = fetch
+            .run(ort::inputs!["logits" => logits, "rows" => one])
+            .unwrap();
+        let (_, row) = out["out"].try_extract_tensor::<f32>().unwrap();
+        assert_eq!(row, &data[v..2 * v]);
+    }
+}

@@ -165,6 +165,7 @@ pub fn test_options() -> EngineOptions {
         device: test_device(),
         kv_in_host_memory: std::env::var_os("ARBOR_TEST_KV_IN_HOST_MEMORY").is_some(),
         standard_graph: std::env::var_os("ARBOR_TEST_STANDARD_GRAPH").is_some(),
+        ..Default::default()
     }
 }
 

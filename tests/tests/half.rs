@@ -467,3 +467,33 @@ fn sampled_rows_return_device_candidates_and_fetch_their_rows() {
         assert!(check.rows > 0);
     }
 }
+
+#[test]
+fn a_pool_sized_from_free_device_memory_fits_or_is_refused_clearly() {
+    if !on_cuda() {
+        return;
+    }
+    let f = fixture();
+    let dir = f.hf.parent().unwrap().join("F16");
+    if !dir.join("arbor.json").exists() {
+        export_from(&f.hf, &dir, WeightDtype::F16).expect("export");
+    }
+    let open = |fraction: f32| {
+        Engine::open(
+            &dir,
+            &EngineOptions {
+                kv_slots: 0,
+                kv_fraction: fraction,
+                ..test_options()
+            },
+        )
+    };
+    let e = open(0.05).expect("5% of an idle GPU holds a tiny model's pool");
+    assert!(e.kv_slots() >= 4 * CUDA_BLOCK, "{} slots", e.kv_slots());
+    assert_eq!(e.kv_slots() % CUDA_BLOCK, 0, "whole pages");
+    drop(e);
+    let err = open(1e-9).err().expect("a pool below one context").to_string();
+    assert!(err.contains("fewer than one sequence"), "{err}");
+    let err = open(1.5).err().expect("a fraction above 1").to_string();
+    assert!(err.contains("--kv-fraction"), "{err}");
+}

@@ -1,7 +1,8 @@
 //! What the host needs of sampled rows, computed where the logits are: for
 //! each row a draw samples from, its [`CANDIDATES`] largest logits and the
-//! log-sum-exp of the row at its temperature; and a fetch of whole rows for
-//! the draws that land beyond the candidates.
+//! log-sum-exp of the row at its temperature; and a fetch of the sampled
+//! rows, once per step at most, for the draws that land beyond the
+//! candidates.
 //!
 //! Invariant: the logit matrix never crosses to the host for a sampled row
 //! unless a draw asks for that row; what does cross is `K` ids and logits
@@ -20,7 +21,7 @@ use arbor_onnx::{Attr, Dim, ElemType, Graph};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{DynValue, Tensor};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Candidates per sampled row. Top-k up to this many is exact without the
 /// row; beyond the candidates a draw needs the row only when it lands there.
@@ -90,29 +91,40 @@ impl DeviceSampler {
         })
     }
 
-    /// A fetcher of whole rows of `logits`, which it keeps alive.
-    pub fn row_source(&self, logits: DynValue) -> Box<dyn RowSource> {
+    /// A fetcher of the sampled rows `rows` of `logits`, which it keeps
+    /// alive.
+    pub fn row_source(&self, logits: DynValue, rows: Vec<i64>, vocab: usize) -> Box<dyn RowSource> {
         Box::new(DeviceRows {
             session: Arc::clone(&self.rows),
             logits,
+            rows,
+            vocab,
+            fetched: OnceLock::new(),
         })
     }
 }
 
-/// One pass's logits on the device, and the session that fetches a row.
+/// One pass's logits on the device, the rows draws may ask for, and the
+/// session that fetches them.
 struct DeviceRows {
     session: Arc<Mutex<Session>>,
     logits: DynValue,
+    rows: Vec<i64>,
+    vocab: usize,
+    /// Every one of `rows`, fetched at the first request: one copy per step
+    /// at most, however many of its draws land in a tail (at worst what
+    /// fetching the sampled rows with the ids would have cost).
+    fetched: OnceLock<Vec<f32>>,
 }
 
-impl RowSource for DeviceRows {
-    fn fetch(&self, row: usize) -> Result<Vec<f32>> {
-        let failed = |e: ort::Error| anyhow!("fetching a logit row from the device: {e}");
+impl DeviceRows {
+    fn fetch_all(&self) -> Result<Vec<f32>> {
+        let failed = |e: ort::Error| anyhow!("fetching logit rows from the device: {e}");
         let mut session = self
             .session
             .lock()
             .map_err(|_| anyhow!("the logit row fetch session was poisoned"))?;
-        let index = Tensor::from_array((vec![1usize], vec![row as i64]))?;
+        let index = Tensor::from_array((vec![self.rows.len()], self.rows.clone()))?;
         let host = crate::cuda::host_memory()?;
         let mut b = session.create_binding().map_err(failed)?;
         b.bind_input("logits", &self.logits).map_err(failed)?;
@@ -121,6 +133,22 @@ impl RowSource for DeviceRows {
         let outputs = session.run_binding(&b).map_err(failed)?;
         let (_, v) = outputs["out"].try_extract_tensor::<f32>()?;
         Ok(v.to_vec())
+    }
+}
+
+impl RowSource for DeviceRows {
+    fn fetch(&self, row: usize) -> Result<Vec<f32>> {
+        let at = self
+            .rows
+            .iter()
+            .position(|&r| r == row as i64)
+            .ok_or_else(|| anyhow!("internal: row {row} was not sampled"))?;
+        if self.fetched.get().is_none() {
+            let all = self.fetch_all()?;
+            let _ = self.fetched.set(all);
+        }
+        let all = self.fetched.get().expect("set above");
+        Ok(all[at * self.vocab..(at + 1) * self.vocab].to_vec())
     }
 }
 

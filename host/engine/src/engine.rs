@@ -82,6 +82,8 @@ pub struct EngineStats {
     pub forward_passes: u64,
     pub tokens_processed: u64,
     pub logit_rows: u64,
+    /// Rows drawn at a temperature from candidates computed on the device.
+    pub sampled_rows: u64,
 }
 
 /// Where the KV pool lives.

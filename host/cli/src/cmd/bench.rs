@@ -3,7 +3,7 @@
 use super::choices::PresetArg;
 use anyhow::{Context, Result, bail};
 use arbor_engine::engine::{BatchEntry, Device, Engine, EngineOptions, Logits};
-use arbor_engine::{Preset, WeightDtype};
+use arbor_engine::{Pick, Preset, Sampler, SamplingParams, Temperature, WeightDtype};
 use clap::ValueEnum;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -89,6 +89,15 @@ pub struct EngineArgs {
     /// half-precision models), to compare the two.
     #[arg(long, requires = "cuda")]
     standard_graph: bool,
+    /// Also decode drawing at this temperature (with --top-k, --top-p), once
+    /// from the candidates the paged CUDA graph computes on the device and
+    /// once from whole rows on the host, side by side.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
     /// Print one JSON object per measurement instead of a table.
     #[arg(long)]
     json: bool,
@@ -327,38 +336,75 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
         let start: Vec<u32> = (0..b)
             .map(|i| first.token(i).expect("asked for the arg max"))
             .collect();
-        eprint!("bench: {name} decode batch {b} ...");
-        let seconds = timed(a.reps, || {
-            // Every repetition decodes from the same history, overwriting the
-            // previous repetition's slots.
-            let mut toks = start.clone();
-            for step in 0..a.decode_steps {
-                let len = a.history + step;
-                let cur: Vec<[u32; 1]> = toks.iter().map(|&t| [t]).collect();
-                let entries: Vec<BatchEntry> = cur
-                    .iter()
-                    .zip(&slots)
-                    .map(|(t, s)| BatchEntry {
-                        tokens: t,
-                        history: &s[..len],
-                        new_slots: &s[len..len + 1],
-                        logits: Logits::Greedy,
-                    })
-                    .collect();
-                let o = engine.forward(&entries)?;
-                for (i, t) in toks.iter_mut().enumerate() {
-                    *t = o.token(i).expect("asked for the arg max");
+        // Greedy, then (with --temperature) drawn from device candidates
+        // and drawn from whole rows on the host.
+        let mut phases = vec![("decode", None)];
+        if a.temperature > 0.0 {
+            let t = Temperature::new(a.temperature).context("--temperature must be finite")?;
+            phases.push(("decode-sampled", Some(Logits::Sample(t))));
+            phases.push(("decode-sampled-host", Some(Logits::Last)));
+        }
+        for (phase, sampled) in phases {
+            eprint!("bench: {name} {phase} batch {b} ...");
+            let params = |i: usize| SamplingParams {
+                temperature: a.temperature,
+                top_k: a.top_k,
+                top_p: a.top_p,
+                seed: i as u64,
+                ..Default::default()
+            };
+            let (mut tails, mut draws) = (0usize, 0usize);
+            let seconds = timed(a.reps, || {
+                // Every repetition decodes from the same history, overwriting
+                // the previous repetition's slots.
+                let mut toks = start.clone();
+                let mut samplers: Vec<Sampler> = (0..b).map(|i| Sampler::new(params(i))).collect();
+                for step in 0..a.decode_steps {
+                    let len = a.history + step;
+                    let cur: Vec<[u32; 1]> = toks.iter().map(|&t| [t]).collect();
+                    let entries: Vec<BatchEntry> = cur
+                        .iter()
+                        .zip(&slots)
+                        .map(|(t, s)| BatchEntry {
+                            tokens: t,
+                            history: &s[..len],
+                            new_slots: &s[len..len + 1],
+                            logits: sampled.unwrap_or(Logits::Greedy),
+                        })
+                        .collect();
+                    let o = engine.forward(&entries)?;
+                    for (i, t) in toks.iter_mut().enumerate() {
+                        *t = match (sampled, o.candidates(i)) {
+                            (None, _) => o.token(i).expect("asked for the arg max"),
+                            (Some(_), Some(c)) => {
+                                draws += 1;
+                                match samplers[i].sample_candidates(&c) {
+                                    Pick::Token(t) => t,
+                                    Pick::NeedsRow => {
+                                        tails += 1;
+                                        samplers[i].sample(&mut o.full_row(i)?)
+                                    }
+                                }
+                            }
+                            (Some(_), None) => samplers[i].sample(&mut o.full_row(i)?),
+                        };
+                    }
                 }
-            }
-            Ok(())
-        })?;
-        let m = setup.measurement("decode", b, b * a.decode_steps, a.decode_steps, seconds);
-        eprintln!(
-            " {:.0} tokens/s ({:.2} ms per step)",
-            m.tokens_per_s,
-            m.seconds * 1e3 / a.decode_steps as f64
-        );
-        emit(a, m, &mut out)?;
+                Ok(())
+            })?;
+            let m = setup.measurement(phase, b, b * a.decode_steps, a.decode_steps, seconds);
+            let tail = if draws > 0 {
+                format!(", {:.0}% of draws fetched their row", 100.0 * tails as f64 / draws as f64)
+            } else {
+                String::new()
+            };
+            eprintln!(
+                " {:.0} tokens/s ({:.2} ms per step{tail})",
+                m.tokens_per_s,
+                m.seconds * 1e3 / a.decode_steps as f64
+            );
+            emit(a, m, &mut out)?;
+        }
     }
     Ok(out)
 }

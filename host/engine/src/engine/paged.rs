@@ -85,6 +85,7 @@ impl Engine {
         }
         let sampler = self.sampler.as_mut().expect("checked above");
         let c = sampler.sample_rows(&logits, &rows, &temps)?;
+        self.stats.sampled_rows += rows.len() as u64;
         out.set_candidates(DeviceCandidates {
             ids: c.ids,
             logits: c.logits,
@@ -92,7 +93,7 @@ impl Engine {
             k: c.k,
             of_entry,
             row_of_entry,
-            source: sampler.row_source(logits),
+            source: sampler.row_source(logits, rows, vocab),
         });
         Ok(out)
     }

@@ -32,6 +32,10 @@ fi
 if has engine; then
   [ -f $M/l1b/arbor.json ] || t arbor export --random llama-3.2-1b --out $M/l1b 2>&1 | tail -2
   t timeout 200 arbor bench engine --model $M/l1b --cuda 0 --batch 1,8,32,64 --json 2>&1 | tee $OUT/engine-paged.jsonl | grep -v "^{" 
+  # Drawn at a temperature: from device candidates vs whole rows on the host, side by side
+  # (top-k 50: the candidates decide every draw; top-p 1 on random weights: nearly every draw needs its row).
+  t timeout 150 arbor bench engine --model $M/l1b --cuda 0 --batch 1,32 --temperature 0.8 --top-k 50 --json 2>&1 | tee $OUT/engine-sampled-topk.jsonl | grep -v "^{"
+  t timeout 150 arbor bench engine --model $M/l1b --cuda 0 --batch 32 --temperature 1.0 --json 2>&1 | tee $OUT/engine-sampled-flat.jsonl | grep -v "^{"
   t timeout 150 arbor bench engine --model $M/l1b --cuda 0 --batch 1,32 --standard-graph --json 2>&1 | tee $OUT/engine-standard.jsonl | grep -v "^{"
   for n in 512 2048; do
     t timeout 60 arbor bench engine --model $M/l1b --cuda 0 --batch 1 --prompt-len $n --decode-steps 8 --json 2>&1 | tee $OUT/engine-prefill-$n.jsonl | grep -v "^{"

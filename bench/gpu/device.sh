@@ -19,6 +19,7 @@ if has tests; then
   t timeout 240 $A/half --test-threads 1 --nocapture 2>&1 | tail -40 | tee $OUT/half.txt
   t timeout 120 $A/reference --test-threads 1 2>&1 | tail -8 | tee $OUT/reference.txt
   ARBOR_TEST_KV_IN_HOST_MEMORY=1 t timeout 120 $A/reference --test-threads 1 2>&1 | tail -3 | tee $OUT/reference-host-pool.txt
+  ARBOR_BIN=$A/arbor ARBOR_GUESTS_DIR=$A/guests t timeout 200 $A/run-test example_programs_exit_zero_on_cuda --nocapture 2>&1 | tail -8 | tee $OUT/run-test.txt
 fi
 M=/tmp/models; mkdir -p $M
 if has run; then

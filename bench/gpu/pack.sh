@@ -8,11 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build -p arbor
 cargo test -p arbor-tests --no-run 2>&1 | tee /tmp/pack-tests.log >/dev/null
+cargo test -p arbor --test run --no-run 2>&1 | tee -a /tmp/pack-tests.log >/dev/null
 rm -rf .gpu-run && mkdir -p .gpu-run/stage
 bin() { grep -o "target/debug/deps/$1-[0-9a-f]*" /tmp/pack-tests.log | tail -1; }
 cp target/debug/arbor .gpu-run/stage/arbor
 cp "$(bin reference)" .gpu-run/stage/reference
 cp "$(bin half)" .gpu-run/stage/half
+cp "$(bin run)" .gpu-run/stage/run-test
 strip .gpu-run/stage/*
 mkdir -p .gpu-run/stage/guests
 cp target/guests/{few_shot,tree_of_thought,react_agent,judge,json_extract}.wasm .gpu-run/stage/guests/

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn guest(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/guests")
-        .join(format!("{name}.wasm"));
+    let dir = std::env::var_os("ARBOR_GUESTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/guests"));
+    let p = dir.join(format!("{name}.wasm"));
     assert!(
         p.exists(),
         "{} is missing: run examples/build.sh first (scripts/test does)",
@@ -25,6 +26,52 @@ fn model() -> tempfile::TempDir {
         .unwrap();
     assert!(st.success());
     d
+}
+
+/// The `arbor` binary: this build's, or `ARBOR_BIN` (where the test binary
+/// runs on another machine than it was built on, as on the GPU machine).
+fn arbor() -> Command {
+    Command::new(std::env::var_os("ARBOR_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_arbor").into()))
+}
+
+/// On CUDA (`ARBOR_TEST_DEVICE=cuda:N`), every example program runs on an
+/// f16 model through the paged graph and the process exits with status 0:
+/// no crash at teardown (it once ended every run in a segmentation fault)
+/// and no ONNX Runtime error printed. Without a CUDA device it says so.
+#[test]
+fn example_programs_exit_zero_on_cuda() {
+    let Some(id) = std::env::var("ARBOR_TEST_DEVICE")
+        .ok()
+        .and_then(|d| d.strip_prefix("cuda:").map(str::to_owned))
+    else {
+        eprintln!("skipped: set ARBOR_TEST_DEVICE=cuda:N to run the examples on CUDA");
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let st = arbor()
+        .args(["export", "--random", "tiny", "--dtype", "f16", "--seed", "3", "--out"])
+        .arg(d.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for (name, input) in [
+        ("few_shot", "{}"),
+        ("tree_of_thought", "{}"),
+        ("react_agent", "{}"),
+        ("judge", r#"{"question": "Is the sky blue?", "answer_a": "Yes.", "answer_b": "No."}"#),
+        ("json_extract", "{}"),
+    ] {
+        let out = arbor()
+            .args(["run", "--no-cache", "--cuda", &id, "--input", input, "--model"])
+            .arg(d.path())
+            .arg(guest(name))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{name}: {:?}\n{stderr}", out.status);
+        assert!(!stderr.contains("Non-zero status code"), "{name}: {stderr}");
+        assert!(stderr.contains("\"engine_steps\""), "{name}: statistics are printed: {stderr}");
+    }
 }
 
 #[test]

@@ -28,6 +28,8 @@ if has run; then
     input='{}'; [ $g = judge ] && input='{"question": "Is the sky blue?", "answer_a": "Yes.", "answer_b": "No."}'
     t timeout 60 arbor run --cuda 0 --no-cache --model $M/tiny16 --input "$input" $A/guests/$g.wasm > $OUT/run-$g.txt 2>&1
     echo "$g exit $?" | tee -a $OUT/run-exit.txt; tail -3 $OUT/run-$g.txt
+    # The run's time per engine step, to set beside `bench engine`'s (the issue's "real programs run slower").
+    grep '^stats: ' $OUT/run-$g.txt | sed 's/^stats: //' | python3 -c "import json,sys; s=json.load(sys.stdin); w=s['run']['wall_time']; t=w['secs']+w['nanos']/1e9; print(f'$g: {s[\"engine_steps\"]} steps in {t*1e3:.0f} ms, {t*1e3/max(s[\"engine_steps\"],1):.2f} ms a step')" | tee -a $OUT/run-steps.txt
   done
 fi
 if has engine; then

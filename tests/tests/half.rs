@@ -457,13 +457,29 @@ fn sampled_rows_return_device_candidates_and_fetch_their_rows() {
             }
             let last = *c.logits.last().unwrap();
             let beyond = (0..row.len()).filter(|&v| row[v] > last && !c.ids.contains(&(v as i64)));
-            assert_eq!(beyond.count(), 0, "{what}: a larger logit is not a candidate");
+            assert_eq!(
+                beyond.count(),
+                0,
+                "{what}: a larger logit is not a candidate"
+            );
             let t = temp(i) as f64;
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64 / t;
-            let lse = row.iter().map(|&l| (l as f64 / t - max).exp()).sum::<f64>().ln() + max;
-            assert!((c.lse as f64 - lse).abs() < 1e-3, "{what}: lse {} vs {lse}", c.lse);
+            let lse = row
+                .iter()
+                .map(|&l| (l as f64 / t - max).exp())
+                .sum::<f64>()
+                .ln()
+                + max;
+            assert!(
+                (c.lse as f64 - lse).abs() < 1e-3,
+                "{what}: lse {} vs {lse}",
+                c.lse
+            );
         }
-        eprintln!("device candidates ({dtype:?}): {} rows fetched, worst {:.3e}", check.rows, check.worst);
+        eprintln!(
+            "device candidates ({dtype:?}): {} rows fetched, worst {:.3e}",
+            check.rows, check.worst
+        );
         assert!(check.rows > 0);
     }
 }
@@ -492,7 +508,10 @@ fn a_pool_sized_from_free_device_memory_fits_or_is_refused_clearly() {
     assert!(e.kv_slots() >= 4 * CUDA_BLOCK, "{} slots", e.kv_slots());
     assert_eq!(e.kv_slots() % CUDA_BLOCK, 0, "whole pages");
     drop(e);
-    let err = open(1e-9).err().expect("a pool below one context").to_string();
+    let err = open(1e-9)
+        .err()
+        .expect("a pool below one context")
+        .to_string();
     assert!(err.contains("fewer than one sequence"), "{err}");
     let err = open(1.5).err().expect("a fraction above 1").to_string();
     assert!(err.contains("--kv-fraction"), "{err}");

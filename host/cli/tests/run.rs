@@ -31,7 +31,9 @@ fn model() -> tempfile::TempDir {
 /// The `arbor` binary: this build's, or `ARBOR_BIN` (where the test binary
 /// runs on another machine than it was built on, as on the GPU machine).
 fn arbor() -> Command {
-    Command::new(std::env::var_os("ARBOR_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_arbor").into()))
+    Command::new(
+        std::env::var_os("ARBOR_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_arbor").into()),
+    )
 }
 
 /// On CUDA (`ARBOR_TEST_DEVICE=cuda:N`), every example program runs on an
@@ -49,7 +51,9 @@ fn example_programs_exit_zero_on_cuda() {
     };
     let d = tempfile::tempdir().unwrap();
     let st = arbor()
-        .args(["export", "--random", "tiny", "--dtype", "f16", "--seed", "3", "--out"])
+        .args([
+            "export", "--random", "tiny", "--dtype", "f16", "--seed", "3", "--out",
+        ])
         .arg(d.path())
         .status()
         .unwrap();
@@ -58,19 +62,38 @@ fn example_programs_exit_zero_on_cuda() {
         ("few_shot", "{}"),
         ("tree_of_thought", "{}"),
         ("react_agent", "{}"),
-        ("judge", r#"{"question": "Is the sky blue?", "answer_a": "Yes.", "answer_b": "No."}"#),
+        (
+            "judge",
+            r#"{"question": "Is the sky blue?", "answer_a": "Yes.", "answer_b": "No."}"#,
+        ),
         ("json_extract", "{}"),
     ] {
         let out = arbor()
-            .args(["run", "--no-cache", "--cuda", &id, "--input", input, "--model"])
+            .args([
+                "run",
+                "--no-cache",
+                "--cuda",
+                &id,
+                "--input",
+                input,
+                "--model",
+            ])
             .arg(d.path())
             .arg(guest(name))
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{name}: {:?}\n{stderr}", out.status);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {:?}\n{stderr}",
+            out.status
+        );
         assert!(!stderr.contains("Non-zero status code"), "{name}: {stderr}");
-        assert!(stderr.contains("\"engine_steps\""), "{name}: statistics are printed: {stderr}");
+        assert!(
+            stderr.contains("\"engine_steps\""),
+            "{name}: statistics are printed: {stderr}"
+        );
     }
 }
 

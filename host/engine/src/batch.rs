@@ -127,13 +127,21 @@ impl ForwardOutput {
     /// `device` holds those computed on the device, one per logit row of
     /// the pass, with each entry's rows, or is `None` when they are to be
     /// read off the entries' last logit rows.
-    pub(crate) fn set_greedy(&mut self, batch: &[BatchEntry], device: Option<(&[i64], &[Range<usize>])>) {
+    pub(crate) fn set_greedy(
+        &mut self,
+        batch: &[BatchEntry],
+        device: Option<(&[i64], &[Range<usize>])>,
+    ) {
         for (i, e) in batch.iter().enumerate() {
             if e.logits != Logits::Greedy {
                 continue;
             }
             self.tokens[i] = match device {
-                Some((ids, rows)) => rows[i].clone().last().and_then(|r| ids.get(r)).map(|&t| t as u32),
+                Some((ids, rows)) => rows[i]
+                    .clone()
+                    .last()
+                    .and_then(|r| ids.get(r))
+                    .map(|&t| t as u32),
                 None => self.last(i).map(crate::sampling::argmax),
             };
         }
@@ -177,7 +185,12 @@ impl ForwardOutput {
             idx.sort_by(|&a, &b| r[b].total_cmp(&r[a]).then(a.cmp(&b)));
             let t = t.get() as f64;
             let max = r[idx[0]] as f64 / t;
-            let lse = r.iter().map(|&l| (l as f64 / t - max).exp()).sum::<f64>().ln() + max;
+            let lse = r
+                .iter()
+                .map(|&l| (l as f64 / t - max).exp())
+                .sum::<f64>()
+                .ln()
+                + max;
             c.of_entry[i] = Some(c.lse.len());
             c.row_of_entry[i] = Some(row);
             c.lse.push(lse as f32);

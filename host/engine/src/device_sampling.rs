@@ -71,7 +71,12 @@ impl DeviceSampler {
 
     /// The candidates of rows `rows` of `logits` (`[P, V]`, on the device),
     /// row `i` at temperature `temps[i]`.
-    pub fn sample_rows(&mut self, logits: &DynValue, rows: &[i64], temps: &[f32]) -> Result<SampledRows> {
+    pub fn sample_rows(
+        &mut self,
+        logits: &DynValue,
+        rows: &[i64],
+        temps: &[f32],
+    ) -> Result<SampledRows> {
         let s = rows.len();
         let inv: Vec<f32> = temps.iter().map(|t| 1.0 / t).collect();
         let rows = Tensor::from_array((vec![s], rows.to_vec()))?;
@@ -217,7 +222,12 @@ fn rows_graph(vocab: usize) -> Vec<u8> {
     );
     let rows = g.input("rows", ElemType::I64, vec![Dim::Named("R")]);
     let x = g.op1("Gather", &[&logits, &rows], vec![("axis", Attr::Int(0))]);
-    g.output(&x, "out", ElemType::F32, vec![Dim::Named("R"), Dim::Fixed(v)]);
+    g.output(
+        &x,
+        "out",
+        ElemType::F32,
+        vec![Dim::Named("R"), Dim::Fixed(v)],
+    );
     g.to_model_bytes(arbor_onnx::OPSET, "arbor", "logit row fetch")
 }
 
@@ -231,7 +241,9 @@ mod tests {
     #[test]
     fn the_sampling_graphs_compute_candidates_lse_and_rows() {
         let (p, v, k) = (3usize, 100usize, 8usize);
-        let data: Vec<f32> = (0..p * v).map(|i| ((i * 37 % 101) as f32 * 0.13).sin() * 4.0).collect();
+        let data: Vec<f32> = (0..p * v)
+            .map(|i| ((i * 37 % 101) as f32 * 0.13).sin() * 4.0)
+            .collect();
         let env = crate::ort_env::environment().unwrap();
         let open = |bytes: Vec<u8>| {
             Session::builder(&env)
@@ -259,7 +271,11 @@ mod tests {
                 assert_eq!(vals[s * k + j], r[i]);
             }
             let exact = r.iter().map(|&l| (l as f64 / t).exp()).sum::<f64>().ln();
-            assert!((lse[s] as f64 - exact).abs() < 1e-4, "{} vs {exact}", lse[s]);
+            assert!(
+                (lse[s] as f64 - exact).abs() < 1e-4,
+                "{} vs {exact}",
+                lse[s]
+            );
         }
         drop(out);
         let mut fetch = open(rows_graph(v));

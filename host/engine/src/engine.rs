@@ -236,7 +236,9 @@ impl Engine {
             )
         })?;
         let kv_slots = match opts.device {
-            Device::Cuda(id) if opts.kv_slots == 0 => pool_from_free_memory(id, opts.kv_fraction, &meta, paged)?,
+            Device::Cuda(id) if opts.kv_slots == 0 => {
+                pool_from_free_memory(id, opts.kv_fraction, &meta, paged)?
+            }
             _ => opts.kv_slots,
         };
         if kv_slots == 0 {

@@ -25,8 +25,8 @@ mod paged_step;
 pub mod sampling;
 pub mod tokenizer;
 
-pub use config::{ModelConfig, Preset};
 pub use batch::Temperature;
+pub use config::{ModelConfig, Preset};
 pub use engine::{BatchEntry, Device, Engine, EngineOptions, EngineStats, ForwardOutput, Logits};
 pub use format::{ModelMeta, WeightDtype};
 pub use sampling::{Candidates, Pick, Sampler, SamplingParams};

@@ -202,11 +202,11 @@ impl Sampler {
                 cut = true;
             }
         }
-        if p.top_p < 1.0 {
-            if let Some(keep) = top_p_keep(&probs, p.top_p) {
-                probs.truncate(keep);
-                cut = true;
-            }
+        if p.top_p < 1.0
+            && let Some(keep) = top_p_keep(&probs, p.top_p)
+        {
+            probs.truncate(keep);
+            cut = true;
         }
         // Uncut, the kept set is the whole vocabulary, whose mass is 1.
         let total = if cut {
@@ -400,7 +400,12 @@ mod tests {
     /// Draws `n` tokens from one sampler through the candidates (falling
     /// back to the full row when asked) and from another through the full
     /// row; returns both streams and how many draws needed the row.
-    fn both_paths(p: &SamplingParams, row: &[f32], k: usize, n: usize) -> (Vec<u32>, Vec<u32>, usize) {
+    fn both_paths(
+        p: &SamplingParams,
+        row: &[f32],
+        k: usize,
+        n: usize,
+    ) -> (Vec<u32>, Vec<u32>, usize) {
         let (ids, logits, lse) = device_candidates(row, k, p.temperature);
         let c = Candidates {
             ids: &ids,
@@ -424,7 +429,9 @@ mod tests {
     }
 
     fn peaked(v: usize) -> Vec<f32> {
-        (0..v).map(|i| 12.0 / (1.0 + i as f32 * 0.37) + (i as f32 * 1.7).sin()).collect()
+        (0..v)
+            .map(|i| 12.0 / (1.0 + i as f32 * 0.37) + (i as f32 * 1.7).sin())
+            .collect()
     }
 
     fn flat(v: usize) -> Vec<f32> {
@@ -442,13 +449,63 @@ mod tests {
             // (params, row, whether the candidates alone must decide every draw)
             (base.clone(), peaked(500), false),
             (base.clone(), flat(500), false),
-            (SamplingParams { top_k: 8, ..base.clone() }, flat(500), true),
-            (SamplingParams { top_k: 40, ..base.clone() }, peaked(500), false),
-            (SamplingParams { top_p: 0.9, ..base.clone() }, peaked(500), true),
-            (SamplingParams { top_p: 0.9, ..base.clone() }, flat(500), false),
-            (SamplingParams { min_p: 0.2, ..base.clone() }, peaked(500), true),
-            (SamplingParams { min_p: 0.05, temperature: 1.5, ..base.clone() }, flat(500), false),
-            (SamplingParams { temperature: 2.0, ..base.clone() }, flat(12), true),
+            (
+                SamplingParams {
+                    top_k: 8,
+                    ..base.clone()
+                },
+                flat(500),
+                true,
+            ),
+            (
+                SamplingParams {
+                    top_k: 40,
+                    ..base.clone()
+                },
+                peaked(500),
+                false,
+            ),
+            (
+                SamplingParams {
+                    top_p: 0.9,
+                    ..base.clone()
+                },
+                peaked(500),
+                true,
+            ),
+            (
+                SamplingParams {
+                    top_p: 0.9,
+                    ..base.clone()
+                },
+                flat(500),
+                false,
+            ),
+            (
+                SamplingParams {
+                    min_p: 0.2,
+                    ..base.clone()
+                },
+                peaked(500),
+                true,
+            ),
+            (
+                SamplingParams {
+                    min_p: 0.05,
+                    temperature: 1.5,
+                    ..base.clone()
+                },
+                flat(500),
+                false,
+            ),
+            (
+                SamplingParams {
+                    temperature: 2.0,
+                    ..base.clone()
+                },
+                flat(12),
+                true,
+            ),
         ];
         for (i, (p, row, decided)) in cases.iter().enumerate() {
             let (via, host, rows) = both_paths(p, row, 16, 3000);
@@ -472,7 +529,9 @@ mod tests {
     fn candidate_draws_follow_the_softmax() {
         // 40 tokens, 8 candidates, temperature 1: about half the mass is in
         // the tail, so both paths of the draw shape the histogram.
-        let row: Vec<f32> = (0..40).map(|i| 2.0 - i as f32 * 0.06 + (i as f32).cos() * 0.3).collect();
+        let row: Vec<f32> = (0..40)
+            .map(|i| 2.0 - i as f32 * 0.06 + (i as f32).cos() * 0.3)
+            .collect();
         let p = SamplingParams {
             temperature: 1.0,
             seed: 3,
@@ -494,7 +553,10 @@ mod tests {
             })
             .sum();
         // 39 degrees of freedom: P(chi2 > 80) is below 1e-4.
-        assert!(chi2 < 80.0, "chi-square {chi2:.1} over 39 degrees of freedom");
+        assert!(
+            chi2 < 80.0,
+            "chi-square {chi2:.1} over 39 degrees of freedom"
+        );
     }
 
     #[test]

@@ -30,8 +30,8 @@ mod tests;
 
 // What requests are made of and how text is encoded are part of the
 // scheduler's API: its callers need not reach past it into the engine.
-pub use arbor_engine::tokenizer::ChatMessage;
 pub use arbor_engine::engine::DEFAULT_KV_FRACTION;
+pub use arbor_engine::tokenizer::ChatMessage;
 pub use arbor_engine::{Device, SamplingParams, Tokenizer};
 pub use arbor_types::{ChoiceScore, Constraint, ConstraintError, Finish, Namespace, RequestError};
 pub use config::SchedulerConfig;

@@ -394,7 +394,10 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
             })?;
             let m = setup.measurement(phase, b, b * a.decode_steps, a.decode_steps, seconds);
             let tail = if draws > 0 {
-                format!(", {:.0}% of draws fetched their row", 100.0 * tails as f64 / draws as f64)
+                format!(
+                    ", {:.0}% of draws fetched their row",
+                    100.0 * tails as f64 / draws as f64
+                )
             } else {
                 String::new()
             };

@@ -112,8 +112,11 @@ impl Decoder {
     /// from candidates computed where the logits are
     /// ([`Decoder::on_candidates`]).
     pub fn draw_temperature(&self) -> Option<Temperature> {
-        let plain = !self.sampler.has_penalties() && self.fsm.is_none() && self.req.logprobs.is_none();
-        plain.then(|| Temperature::new(self.req.sampling.temperature)).flatten()
+        let plain =
+            !self.sampler.has_penalties() && self.fsm.is_none() && self.req.logprobs.is_none();
+        plain
+            .then(|| Temperature::new(self.req.sampling.temperature))
+            .flatten()
     }
 
     /// Samples from the device's candidates of the row after the last

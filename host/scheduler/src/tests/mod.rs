@@ -438,11 +438,19 @@ fn draws_from_device_candidates_equal_draws_from_whole_rows() {
             .collect()
     };
     for (top_k, top_p) in [(0, 1.0), (8, 1.0), (0, 0.1)] {
-        let (rows, _) = run_all(FakeEngine::random(4096, 1), checked(), sampled(top_k, top_p));
+        let (rows, _) = run_all(
+            FakeEngine::random(4096, 1),
+            checked(),
+            sampled(top_k, top_p),
+        );
         let mut device = FakeEngine::random(4096, 1);
         device.candidates = Some(16);
         let (cands, stats) = run_all(device, checked(), sampled(top_k, top_p));
-        assert_eq!(tokens(&rows), tokens(&cands), "top_k {top_k}, top_p {top_p}");
+        assert_eq!(
+            tokens(&rows),
+            tokens(&cands),
+            "top_k {top_k}, top_p {top_p}"
+        );
         assert_eq!(stats.device_draws, 90, "every token drawn from candidates");
         if top_k == 0 && top_p == 1.0 {
             // The fake's rows are nearly flat over 512 tokens.

@@ -117,6 +117,18 @@ fn slots(pages: &[u32], len: usize) -> Vec<u32> {
         .collect()
 }
 
+/// Slots for each prompt and `extra` tokens after it, in three pages of its
+/// own.
+fn prompt_slots(prompts: &[Vec<u32>], extra: usize) -> Vec<Vec<u32>> {
+    let per = 3;
+    (0..prompts.len())
+        .map(|i| {
+            let pages: Vec<u32> = (0..per).map(|j| (i * per + j) as u32).collect();
+            slots(&pages, prompts[i].len() + extra)
+        })
+        .collect()
+}
+
 /// The teacher-forced tokens of a case: prompt, then the greedy path but
 /// its last token.
 fn forced(prompt: &[u32], r: &RefResult) -> Vec<u32> {
@@ -352,13 +364,7 @@ fn greedy_rows_return_the_device_arg_max() {
     for dtype in [WeightDtype::F16, WeightDtype::Bf16] {
         let tol = tolerance(dtype);
         let mut e = engine(dtype);
-        let per = 3;
-        let all: Vec<Vec<u32>> = (0..f.prompts.len())
-            .map(|i| {
-                let pages: Vec<u32> = (0..per).map(|j| (i * per + j) as u32).collect();
-                slots(&pages, f.prompts[i].len() + STEPS)
-            })
-            .collect();
+        let all = prompt_slots(&f.prompts, STEPS);
         let forced: Vec<Vec<u32>> = f
             .prompts
             .iter()
@@ -407,13 +413,7 @@ fn sampled_rows_return_device_candidates_and_fetch_their_rows() {
     for dtype in [WeightDtype::F16, WeightDtype::Bf16] {
         let tol = tolerance(dtype);
         let mut e = engine(dtype);
-        let per = 3;
-        let all: Vec<Vec<u32>> = (0..f.prompts.len())
-            .map(|i| {
-                let pages: Vec<u32> = (0..per).map(|j| (i * per + j) as u32).collect();
-                slots(&pages, f.prompts[i].len())
-            })
-            .collect();
+        let all = prompt_slots(&f.prompts, 0);
         // Prompt 0 greedy; the others drawn at temperatures 0.7, 1.3, ...:
         // ids and candidates come back, the rows stay on the device.
         let temp = |i: usize| 0.7 + 0.6 * (i - 1) as f32;

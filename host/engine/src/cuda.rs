@@ -20,6 +20,26 @@ pub fn register(b: SessionBuilder, id: i32) -> Result<SessionBuilder> {
         .map_err(|e| anyhow!("cannot use CUDA device {id}: {e} (is onnxruntime-gpu installed and ORT_DYLIB_PATH set?)"))
 }
 
+/// A session on CUDA device `id` for one of the engine's small helper
+/// graphs (`what` names it in errors and in `ARBOR_ORT_PROFILE` file
+/// names): the KV writer and copier, the sampling candidates, the row
+/// fetch. Basic optimisations only: the graphs are a few nodes each.
+pub fn helper_session(id: i32, model: &[u8], what: &str) -> Result<Session> {
+    let env = crate::ort_env::environment()?;
+    let b = Session::builder(&env)
+        .map_err(|e| anyhow!("{e}"))?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level1)
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut b = register(b, id)?;
+    // As for the forward session (engine.rs): per-node timings.
+    if let Some(mut prefix) = std::env::var_os("ARBOR_ORT_PROFILE") {
+        prefix.push(format!("-{}", what.replace(' ', "-")));
+        b = b.with_profiling(prefix).map_err(|e| anyhow!("{e}"))?;
+    }
+    b.commit_from_memory(model)
+        .map_err(|e| anyhow!("cannot load the {what} graph on CUDA: {e}"))
+}
+
 /// Device `id`'s memory info and the allocator `session` (already running
 /// there) hands device tensors out of: the KV pools are allocated through
 /// it, so that ONNX Runtime binds them without copies.

@@ -22,7 +22,6 @@ use crate::kv_pool::pool_row;
 use anyhow::{Context, Result, anyhow, bail};
 use arbor_onnx::{Dim, ElemType, Graph};
 use ort::memory::{Allocator, MemoryInfo};
-use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{IoBinding, Session};
 use ort::value::{DynTensor, DynValue, Tensor, TensorElementType};
 
@@ -76,15 +75,7 @@ impl DevicePool {
         let (mut k, mut v) = (alloc()?, alloc()?);
 
         let model = writer_graph(dtype.elem(), kv_heads as i64, head_dim as i64);
-        let env = crate::ort_env::environment()?;
-        let builder = Session::builder(&env)
-            .map_err(|e| anyhow!("{e}"))?
-            .with_optimization_level(GraphOptimizationLevel::Level1)
-            .map_err(|e| anyhow!("{e}"))?;
-        let mut builder = crate::cuda::register(builder, id)?;
-        let writer = builder
-            .commit_from_memory(&model)
-            .map_err(|e| anyhow!("cannot load the KV writer graph on CUDA: {e}"))?;
+        let writer = crate::cuda::helper_session(id, &model, "KV writer")?;
         let mut writes = writer.create_binding().map_err(|e| anyhow!("{e}"))?;
         let bind = |b: &mut IoBinding, t: &mut DynTensor, name: &str| -> Result<()> {
             b.bind_input(name, &*t)

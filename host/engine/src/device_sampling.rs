@@ -16,10 +16,9 @@
 //! and so that models exported before them keep working.
 
 use crate::batch::RowSource;
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use arbor_onnx::{Attr, Dim, ElemType, Graph};
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{DynValue, Tensor};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -46,22 +45,7 @@ impl DeviceSampler {
     /// Builds the sessions on CUDA device `id` for rows of `vocab` logits.
     pub fn new(id: i32, vocab: usize) -> Result<Self> {
         let k = CANDIDATES.min(vocab);
-        let open = |bytes: Vec<u8>, what: &str| -> Result<Session> {
-            let env = crate::ort_env::environment()?;
-            let b = Session::builder(&env)
-                .map_err(|e| anyhow!("{e}"))?
-                .with_optimization_level(GraphOptimizationLevel::Level1)
-                .map_err(|e| anyhow!("{e}"))?;
-            let mut b = crate::cuda::register(b, id)?;
-            // As for the forward session (engine.rs): per-node timings.
-            if let Some(prefix) = std::env::var_os("ARBOR_ORT_PROFILE") {
-                let mut prefix = prefix;
-                prefix.push(format!("-{}", what.replace(' ', "-")));
-                b = b.with_profiling(prefix).map_err(|e| anyhow!("{e}"))?;
-            }
-            b.commit_from_memory(&bytes)
-                .map_err(|e| anyhow!("cannot load the {what} graph on CUDA: {e}"))
-        };
+        let open = |bytes: Vec<u8>, what| crate::cuda::helper_session(id, &bytes, what);
         Ok(DeviceSampler {
             candidates: open(candidates_graph(vocab, k), "sampling candidates")?,
             rows: Arc::new(Mutex::new(open(rows_graph(vocab), "logit row fetch")?)),
@@ -81,25 +65,25 @@ impl DeviceSampler {
         let inv: Vec<f32> = temps.iter().map(|t| 1.0 / t).collect();
         let rows = Tensor::from_array((vec![s], rows.to_vec()))?;
         let inv = Tensor::from_array((vec![s], inv))?;
-        let host = crate::cuda::host_memory()?;
-        let failed = |e: ort::Error| anyhow!("computing sampling candidates on the device: {e}");
-        let mut b = self.candidates.create_binding().map_err(failed)?;
-        b.bind_input("logits", logits).map_err(failed)?;
-        b.bind_input("rows", &rows).map_err(failed)?;
-        b.bind_input("inv_temperature", &inv).map_err(failed)?;
-        for out in ["cand_ids", "cand_logits", "lse"] {
-            b.bind_output_to_device(out, &host).map_err(failed)?;
-        }
-        let outputs = self.candidates.run_binding(&b).map_err(failed)?;
-        let (_, ids) = outputs["cand_ids"].try_extract_tensor::<i64>()?;
-        let (_, cand) = outputs["cand_logits"].try_extract_tensor::<f32>()?;
-        let (_, lse) = outputs["lse"].try_extract_tensor::<f32>()?;
-        Ok(SampledRows {
-            ids: ids.to_vec(),
-            logits: cand.to_vec(),
-            lse: lse.to_vec(),
-            k: self.k,
-        })
+        let k = self.k;
+        run_to_host(
+            &mut self.candidates,
+            &[
+                ("logits", logits),
+                ("rows", &rows.into_dyn()),
+                ("inv_temperature", &inv.into_dyn()),
+            ],
+            &["cand_ids", "cand_logits", "lse"],
+            |out| {
+                Ok(SampledRows {
+                    ids: out["cand_ids"].try_extract_tensor::<i64>()?.1.to_vec(),
+                    logits: out["cand_logits"].try_extract_tensor::<f32>()?.1.to_vec(),
+                    lse: out["lse"].try_extract_tensor::<f32>()?.1.to_vec(),
+                    k,
+                })
+            },
+        )
+        .context("computing sampling candidates on the device")
     }
 
     /// A fetcher of the sampled rows `rows` of `logits`, which it keeps
@@ -130,20 +114,18 @@ struct DeviceRows {
 
 impl DeviceRows {
     fn fetch_all(&self) -> Result<Vec<f32>> {
-        let failed = |e: ort::Error| anyhow!("fetching logit rows from the device: {e}");
         let mut session = self
             .session
             .lock()
             .map_err(|_| anyhow!("the logit row fetch session was poisoned"))?;
-        let index = Tensor::from_array((vec![self.rows.len()], self.rows.clone()))?;
-        let host = crate::cuda::host_memory()?;
-        let mut b = session.create_binding().map_err(failed)?;
-        b.bind_input("logits", &self.logits).map_err(failed)?;
-        b.bind_input("rows", &index).map_err(failed)?;
-        b.bind_output_to_device("out", &host).map_err(failed)?;
-        let outputs = session.run_binding(&b).map_err(failed)?;
-        let (_, v) = outputs["out"].try_extract_tensor::<f32>()?;
-        Ok(v.to_vec())
+        let index = Tensor::from_array((vec![self.rows.len()], self.rows.clone()))?.into_dyn();
+        run_to_host(
+            &mut session,
+            &[("logits", &self.logits), ("rows", &index)],
+            &["out"],
+            |out| Ok(out["out"].try_extract_tensor::<f32>()?.1.to_vec()),
+        )
+        .context("fetching logit rows from the device")
     }
 }
 
@@ -161,6 +143,25 @@ impl RowSource for DeviceRows {
         let all = self.fetched.get().expect("set above");
         Ok(all[at * self.vocab..(at + 1) * self.vocab].to_vec())
     }
+}
+
+/// Runs `session` on `inputs` (on the host or the device) with every one of
+/// `outputs` placed in host memory, and reads them with `read`.
+fn run_to_host<T>(
+    session: &mut Session,
+    inputs: &[(&str, &DynValue)],
+    outputs: &[&str],
+    read: impl FnOnce(&ort::session::SessionOutputs<'_>) -> Result<T>,
+) -> Result<T> {
+    let host = crate::cuda::host_memory()?;
+    let mut b = session.create_binding()?;
+    for (name, value) in inputs {
+        b.bind_input(*name, *value)?;
+    }
+    for out in outputs {
+        b.bind_output_to_device(*out, &host)?;
+    }
+    read(&session.run_binding(&b)?)
 }
 
 /// `cand_logits, cand_ids = TopK(logits[rows], K)` and `lse` the

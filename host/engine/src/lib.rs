@@ -18,6 +18,7 @@ mod device_sampling;
 pub mod engine;
 pub mod format;
 mod groups;
+mod kv_budget;
 mod kv_pool;
 pub mod ort_env;
 mod paged_pool;

@@ -18,7 +18,6 @@ use crate::format::{CUDA_BLOCK, WeightDtype};
 use anyhow::{Context, Result, anyhow};
 use arbor_onnx::{Dim, ElemType, Graph};
 use ort::memory::{Allocator, MemoryInfo};
-use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{IoBinding, Session};
 use ort::value::{DynTensor, Tensor, TensorElementType};
 
@@ -81,15 +80,7 @@ impl PagedPool {
         }
 
         let model = copier_graph(dtype.elem(), layers, kv_heads as i64, head_dim as i64);
-        let env = crate::ort_env::environment()?;
-        let builder = Session::builder(&env)
-            .map_err(|e| anyhow!("{e}"))?
-            .with_optimization_level(GraphOptimizationLevel::Level1)
-            .map_err(|e| anyhow!("{e}"))?;
-        let mut builder = crate::cuda::register(builder, id)?;
-        let copier = builder
-            .commit_from_memory(&model)
-            .map_err(|e| anyhow!("cannot load the KV copy graph on CUDA: {e}"))?;
+        let copier = crate::cuda::helper_session(id, &model, "KV copy")?;
         let mut copies = copier.create_binding().map_err(|e| anyhow!("{e}"))?;
         for (i, c) in caches.iter_mut().enumerate() {
             let name = cache_name(i);

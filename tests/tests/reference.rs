@@ -147,6 +147,24 @@ fn a_long_prefill_runs_apart_from_short_rows_and_stays_exact() {
 }
 
 #[test]
+fn a_step_of_more_tokens_than_the_model_has_positions() {
+    // Eight 320-token prefills are 2,560 new tokens in one pass, past the
+    // tiny model's 2,048 positions: the rotary operator sees them as rows
+    // of one token each, so the step's size is bounded by the token budget,
+    // not by the rotary table.
+    let f = fixture();
+    let mut engine = f.engine();
+    let case = Case {
+        prompt: &f.very_long,
+        reference: &f.very_long_ref,
+    };
+    let cases = vec![case; 8];
+    let total: usize = cases.iter().map(|c| c.prompt.len()).sum();
+    assert!(total > engine.max_context(), "{total} tokens");
+    run_checked(&mut engine, &cases, usize::MAX, Rows::Last, STEPS).unwrap();
+}
+
+#[test]
 fn chunked_prefill() {
     let f = fixture();
     let mut engine = f.engine();

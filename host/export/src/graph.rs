@@ -82,10 +82,14 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
 
     // Rotary tables [max positions, HD / 2], computed here in f64: a whole
     // layer's rotation is then one contrib `RotaryEmbedding` node (CPU and
-    // CUDA kernels) over the new tokens seen as one batch row.
+    // CUDA kernels) over the new tokens seen as T batch rows of one token.
+    // Not one row of T tokens: the operator rejects a sequence longer than
+    // its table ("Updating cos_cache and sin_cache ... not supported"), so a
+    // step of more tokens than the model has positions failed as a whole.
     let (cos, sin) = rotary_tables(&mut g, cfg, dtype);
     let ax0 = g.const_i64(vec![1], &[0]);
-    let pos_ids = g.op1("Unsqueeze", &[&positions, &ax0], vec![]);
+    let ax1 = g.const_i64(vec![1], &[1]);
+    let pos_ids = g.op1("Unsqueeze", &[&positions, &ax1], vec![]);
 
     let embed = w(&mut g, "model.embed_tokens.weight")?;
     let mut x = g.op1(
@@ -97,8 +101,8 @@ pub fn build(cfg: &ModelConfig, dtype: ElemType, weights: &Weights) -> Result<Gr
     let scale = (1.0 / (hd as f64).sqrt()) as f32;
     let scale = const_scalar(&mut g, scale, dtype);
     let q_shape = g.const_i64(vec![4], &[-1, kvh, groups, hd]);
-    let q_row = g.const_i64(vec![3], &[1, -1, h * hd]);
-    let k_row = g.const_i64(vec![3], &[1, -1, kvh * hd]);
+    let q_row = g.const_i64(vec![3], &[-1, 1, h * hd]);
+    let k_row = g.const_i64(vec![3], &[-1, 1, kvh * hd]);
     let kv_shape = g.const_i64(vec![3], &[-1, kvh, hd]);
     let flat_shape = g.const_i64(vec![2], &[-1, h * hd]);
     let ax2 = g.const_i64(vec![1], &[2]);
@@ -278,8 +282,8 @@ fn softmax_f32(g: &mut Graph, x: &str, dtype: ElemType) -> String {
 }
 
 /// HF's rotate-half rotary embedding of `x` (`[T, heads * HD]`) at
-/// `positions` (`[1, T]`), as ONNX Runtime's contrib `RotaryEmbedding` over a
-/// `[1, T, heads * HD]` view.
+/// `positions` (`[T, 1]`), as ONNX Runtime's contrib `RotaryEmbedding` over a
+/// `[T, 1, heads * HD]` view.
 fn rope(
     g: &mut Graph,
     x: &str,

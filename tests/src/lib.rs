@@ -332,7 +332,7 @@ pub fn check_steps(
             let c = &cases[i];
             let got: Vec<&[f32]> = out.rows(k).collect();
             let first = match items[k].logits {
-                Logits::All => done[i],
+                Logits::All | Logits::Score => done[i],
                 Logits::Last | Logits::Greedy | Logits::Sample(_) => done[i] + n - 1,
                 Logits::None => done[i] + n,
             };

@@ -485,6 +485,87 @@ fn sampled_rows_return_device_candidates_and_fetch_their_rows() {
 }
 
 #[test]
+fn scored_rows_stay_on_the_device_and_return_log_probabilities() {
+    if !on_cuda() {
+        return;
+    }
+    let f = fixture();
+    let log_softmax_at = |row: &[f64], t: u32| -> f64 {
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        row[t as usize] - (row.iter().map(|&l| (l - max).exp()).sum::<f64>().ln() + max)
+    };
+    for dtype in [WeightDtype::F16, WeightDtype::Bf16] {
+        let tol = tolerance(dtype);
+        let mut e = engine(dtype);
+        let all = prompt_slots(&f.prompts, 0);
+        // Prompt 0 greedy, the others scored (a `select` choice's rows):
+        // each row scores the token that follows it, the last row the
+        // reference's first greedy token.
+        let batch = |logits: Logits| -> Vec<BatchEntry> {
+            f.prompts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| BatchEntry {
+                    tokens: p,
+                    history: &[],
+                    new_slots: &all[i],
+                    logits: if i == 0 { Logits::Greedy } else { logits },
+                })
+                .collect()
+        };
+        let queries: Vec<(usize, usize, u32)> = f
+            .prompts
+            .iter()
+            .enumerate()
+            .skip(1)
+            .flat_map(|(i, p)| {
+                (0..p.len()).map(move |k| {
+                    let next = p.get(k + 1).copied().unwrap_or(f.refs[i].greedy[0]);
+                    (i, k, next)
+                })
+            })
+            .collect();
+        let before = e.stats().scored_rows;
+        let out = e.forward(&batch(Logits::Score)).unwrap();
+        assert_eq!(
+            e.stats().scored_rows - before,
+            queries.len() as u64,
+            "{dtype:?}"
+        );
+        for i in 1..f.prompts.len() {
+            assert_eq!(
+                out.rows(i).len(),
+                0,
+                "{dtype:?} prompt {i}: no row came back"
+            );
+        }
+        let device = out.log_probs(&queries).unwrap();
+        drop(out);
+        // The same pass with the rows on the host, scored there.
+        let host_out = e.forward(&batch(Logits::All)).unwrap();
+        let host = host_out.log_probs(&queries).unwrap();
+        let mut worst = 0f64;
+        for (q, &(i, k, t)) in queries.iter().enumerate() {
+            let what = format!("{dtype:?} prompt {i} row {k} token {t}");
+            assert!(
+                (device[q] - host[q]).abs() < 1e-3,
+                "{what}: device {} vs host {}",
+                device[q],
+                host[q]
+            );
+            let want = log_softmax_at(&f.refs[i].logits[k], t);
+            let d = (device[q] - want).abs();
+            assert!(d <= 2.0 * tol, "{what}: {} vs reference {want}", device[q]);
+            worst = worst.max(d);
+        }
+        eprintln!(
+            "device scoring ({dtype:?}): {} tokens, worst {worst:.3e} from the reference",
+            queries.len()
+        );
+    }
+}
+
+#[test]
 fn a_pool_sized_from_free_device_memory_fits_or_is_refused_clearly() {
     if !on_cuda() {
         return;

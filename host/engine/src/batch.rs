@@ -27,6 +27,13 @@ pub enum Logits {
     /// fetches it on [`ForwardOutput::full_row`]. Other engines return the
     /// row itself, as for [`Logits::Last`].
     Sample(Temperature),
+    /// Every new token's logits, as [`Logits::All`], but read only as the
+    /// log-probabilities of given tokens through [`ForwardOutput::log_probs`]
+    /// (scoring a `select` choice): the paged CUDA graph then keeps the rows
+    /// on the device and computes those log-probabilities there, so that
+    /// only one number per scored token crosses to the host. Other engines
+    /// return the rows, and the log-probabilities are computed from them.
+    Score,
 }
 
 impl Logits {
@@ -72,6 +79,35 @@ impl RowSource for HostRows {
     }
 }
 
+/// Computes log-probabilities of tokens at logit rows that stayed on the
+/// device: `queries` are (row of the pass, token).
+pub(crate) trait ScoreSource: Send {
+    fn log_probs(&self, queries: &[(usize, u32)]) -> anyhow::Result<Vec<f64>>;
+}
+
+impl ScoreSource for HostRows {
+    fn log_probs(&self, queries: &[(usize, u32)]) -> anyhow::Result<Vec<f64>> {
+        queries
+            .iter()
+            .map(|&(row, token)| {
+                let r = self.fetch(row)?;
+                anyhow::ensure!(
+                    (token as usize) < r.len(),
+                    "token {token} is outside the vocabulary"
+                );
+                Ok(crate::sampling::log_prob(&r, token))
+            })
+            .collect()
+    }
+}
+
+/// The [`Logits::Score`] rows of a pass that stayed on the device.
+pub(crate) struct DeviceScores {
+    /// Per entry, its rows of the pass (empty when it scored nothing).
+    pub rows_of_entry: Vec<Range<usize>>,
+    pub source: Box<dyn ScoreSource>,
+}
+
 /// The device's sampling summary of the [`Logits::Sample`] rows of a pass.
 pub(crate) struct DeviceCandidates {
     /// `[S, K]` ids and logits, most likely first.
@@ -108,6 +144,8 @@ pub struct ForwardOutput {
     tokens: Vec<Option<u32>>,
     /// Set when the rows of [`Logits::Sample`] entries stayed on the device.
     candidates: Option<DeviceCandidates>,
+    /// Set when the rows of [`Logits::Score`] entries stayed on the device.
+    scores: Option<DeviceScores>,
 }
 
 impl ForwardOutput {
@@ -117,6 +155,7 @@ impl ForwardOutput {
         ForwardOutput {
             tokens: vec![None; rows.len()],
             candidates: None,
+            scores: None,
             logits,
             vocab,
             rows,
@@ -199,6 +238,77 @@ impl ForwardOutput {
             self.rows[i] = 0..0;
         }
         self.candidates = Some(c);
+    }
+
+    pub(crate) fn set_scores(&mut self, s: DeviceScores) {
+        self.scores = Some(s);
+    }
+
+    /// Serves the [`Logits::Score`] entries of `batch` as the paged CUDA
+    /// graph does: their rows leave [`ForwardOutput::rows`] and are reached
+    /// only through [`ForwardOutput::log_probs`]. For engines without a
+    /// device (the scheduler's tests), so that the scheduler's path is
+    /// tested anywhere.
+    pub fn serve_scores_as_on_device(&mut self, batch: &[BatchEntry]) {
+        let mut rows_of_entry = vec![0..0; batch.len()];
+        for (i, e) in batch.iter().enumerate() {
+            if e.logits == Logits::Score {
+                rows_of_entry[i] = std::mem::replace(&mut self.rows[i], 0..0);
+            }
+        }
+        self.scores = Some(DeviceScores {
+            rows_of_entry,
+            source: Box::new(HostRows {
+                logits: self.logits.clone(),
+                vocab: self.vocab,
+            }),
+        });
+    }
+
+    /// The log-probability of each query's token under the softmax of a
+    /// logit row, a query being (entry, row of the entry, token): from the
+    /// host rows where the entry has them, else computed on the device in
+    /// one call for the whole step ([`Logits::Score`] rows that stayed
+    /// there). Fails on a row the entry did not ask for or a token outside
+    /// the vocabulary.
+    pub fn log_probs(&self, queries: &[(usize, usize, u32)]) -> anyhow::Result<Vec<f64>> {
+        let mut out = vec![0.0; queries.len()];
+        let mut remote = Vec::new();
+        let mut remote_at = Vec::new();
+        for (q, &(entry, k, token)) in queries.iter().enumerate() {
+            if entry >= self.rows.len() {
+                anyhow::bail!("internal: no batch entry {entry}");
+            }
+            if (token as usize) >= self.vocab {
+                anyhow::bail!("token {token} is outside the vocabulary of {}", self.vocab);
+            }
+            if let Some(row) = self.rows(entry).nth(k) {
+                out[q] = crate::sampling::log_prob(row, token);
+                continue;
+            }
+            let row = self
+                .scores
+                .as_ref()
+                .and_then(|s| s.rows_of_entry.get(entry))
+                .and_then(|r| r.clone().nth(k))
+                .ok_or_else(|| anyhow::anyhow!("internal: entry {entry} has no logit row {k}"))?;
+            remote.push((row, token));
+            remote_at.push(q);
+        }
+        if !remote.is_empty() {
+            let s = self.scores.as_ref().expect("rows found above");
+            let lp = s.source.log_probs(&remote)?;
+            anyhow::ensure!(
+                lp.len() == remote.len(),
+                "internal: {} log-probabilities for {} queries",
+                lp.len(),
+                remote.len()
+            );
+            for (q, v) in remote_at.into_iter().zip(lp) {
+                out[q] = v;
+            }
+        }
+        Ok(out)
     }
 
     /// The device's candidates of entry `i`, if it asked for

@@ -9,13 +9,18 @@
 //! and one number a row (about 0.8 kB instead of 4 × vocabulary bytes:
 //! 512 kB for a 128k vocabulary).
 //!
-//! Two small sessions on the forward session's device, reading the forward
-//! pass's logits output where it was left: one per step with sampled rows,
-//! one per tail draw. They are separate from the forward graph so that a
-//! step without sampled rows (greedy decoding, prefill) runs none of it,
-//! and so that models exported before them keep working.
+//! The same for `select`: a choice's rows ([`crate::Logits::Score`]) stay
+//! on the device, and only the log-probability of each scored token comes
+//! back (8 bytes a token instead of a row).
+//!
+//! Three small sessions on the forward session's device, reading the
+//! forward pass's logits output where it was left: one per step with
+//! sampled rows, one per tail draw, one per step with scored rows. They are
+//! separate from the forward graph so that a step without such rows
+//! (greedy decoding, prefill) runs none of it, and so that models exported
+//! before them keep working.
 
-use crate::batch::RowSource;
+use crate::batch::{RowSource, ScoreSource};
 use anyhow::{Context, Result, anyhow};
 use arbor_onnx::{Attr, Dim, ElemType, Graph};
 use ort::session::Session;
@@ -26,10 +31,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// row; beyond the candidates a draw needs the row only when it lands there.
 pub const CANDIDATES: usize = 64;
 
-/// The two sessions, built once per engine.
+/// Scored rows per run of the log-probability session: it gathers its rows
+/// into a `[rows, vocabulary]` f32 tensor (128 MiB at 256 rows of a 128k
+/// vocabulary), so a long `select` is scored in parts of bounded memory.
+const SCORE_ROWS_PER_RUN: usize = 256;
+
+/// The sessions, built once per engine.
 pub struct DeviceSampler {
     candidates: Session,
     rows: Arc<Mutex<Session>>,
+    scores: Arc<Mutex<Session>>,
     k: usize,
 }
 
@@ -49,6 +60,10 @@ impl DeviceSampler {
         Ok(DeviceSampler {
             candidates: open(candidates_graph(vocab, k), "sampling candidates")?,
             rows: Arc::new(Mutex::new(open(rows_graph(vocab), "logit row fetch")?)),
+            scores: Arc::new(Mutex::new(open(
+                log_probs_graph(vocab),
+                "log-probabilities",
+            )?)),
             k,
         })
     }
@@ -88,7 +103,12 @@ impl DeviceSampler {
 
     /// A fetcher of the sampled rows `rows` of `logits`, which it keeps
     /// alive.
-    pub fn row_source(&self, logits: DynValue, rows: Vec<i64>, vocab: usize) -> Box<dyn RowSource> {
+    pub fn row_source(
+        &self,
+        logits: Arc<DynValue>,
+        rows: Vec<i64>,
+        vocab: usize,
+    ) -> Box<dyn RowSource> {
         Box::new(DeviceRows {
             session: Arc::clone(&self.rows),
             logits,
@@ -97,13 +117,61 @@ impl DeviceSampler {
             fetched: OnceLock::new(),
         })
     }
+
+    /// Log-probabilities of tokens at rows of `logits`, which it keeps alive.
+    pub fn score_source(&self, logits: Arc<DynValue>) -> Box<dyn ScoreSource> {
+        Box::new(DeviceScores {
+            session: Arc::clone(&self.scores),
+            logits,
+        })
+    }
+}
+
+/// One pass's logits on the device and the session that scores tokens at
+/// its rows.
+struct DeviceScores {
+    session: Arc<Mutex<Session>>,
+    logits: Arc<DynValue>,
+}
+
+impl ScoreSource for DeviceScores {
+    fn log_probs(&self, queries: &[(usize, u32)]) -> Result<Vec<f64>> {
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| anyhow!("the log-probability session was poisoned"))?;
+        let mut out = Vec::with_capacity(queries.len());
+        for part in queries.chunks(SCORE_ROWS_PER_RUN) {
+            let n = part.len();
+            let rows: Vec<i64> = part.iter().map(|q| q.0 as i64).collect();
+            let tokens: Vec<i64> = part.iter().map(|q| q.1 as i64).collect();
+            let rows = Tensor::from_array((vec![n], rows))?.into_dyn();
+            let tokens = Tensor::from_array((vec![n, 1], tokens))?.into_dyn();
+            run_to_host(
+                &mut session,
+                &[
+                    ("logits", &*self.logits),
+                    ("rows", &rows),
+                    ("tokens", &tokens),
+                ],
+                &["log_probs"],
+                |o| {
+                    let (_, lp) = o["log_probs"].try_extract_tensor::<f32>()?;
+                    out.extend(lp.iter().map(|&x| x as f64));
+                    Ok(())
+                },
+            )
+            .context("scoring tokens on the device")?;
+        }
+        Ok(out)
+    }
 }
 
 /// One pass's logits on the device, the rows draws may ask for, and the
 /// session that fetches them.
 struct DeviceRows {
     session: Arc<Mutex<Session>>,
-    logits: DynValue,
+    logits: Arc<DynValue>,
     rows: Vec<i64>,
     vocab: usize,
     /// Every one of `rows`, fetched at the first request: one copy per step
@@ -121,7 +189,7 @@ impl DeviceRows {
         let index = Tensor::from_array((vec![self.rows.len()], self.rows.clone()))?.into_dyn();
         run_to_host(
             &mut session,
-            &[("logits", &self.logits), ("rows", &index)],
+            &[("logits", &*self.logits), ("rows", &index)],
             &["out"],
             |out| Ok(out["out"].try_extract_tensor::<f32>()?.1.to_vec()),
         )
@@ -212,6 +280,53 @@ fn candidates_graph(vocab: usize, k: usize) -> Vec<u8> {
     g.to_model_bytes(arbor_onnx::OPSET, "arbor", "sampling candidates")
 }
 
+/// `log_probs[i] = log_softmax(logits[rows[i]])[tokens[i]]`, the
+/// normalizer as max + log Σ exp(x - max) (see `candidates_graph`), the max
+/// by `TopK` of one.
+fn log_probs_graph(vocab: usize) -> Vec<u8> {
+    let mut g = Graph::new();
+    let v = vocab as i64;
+    let logits = g.input(
+        "logits",
+        ElemType::F32,
+        vec![Dim::Named("P"), Dim::Fixed(v)],
+    );
+    let rows = g.input("rows", ElemType::I64, vec![Dim::Named("N")]);
+    let tokens = g.input(
+        "tokens",
+        ElemType::I64,
+        vec![Dim::Named("N"), Dim::Fixed(1)],
+    );
+    let x = g.op1("Gather", &[&logits, &rows], vec![("axis", Attr::Int(0))]);
+    let one = g.const_i64(vec![1], &[1]);
+    let max = "row_max";
+    g.op_multi(
+        "",
+        "TopK",
+        &[&x, &one],
+        &[max, "row_max_id"],
+        vec![
+            ("axis", Attr::Int(-1)),
+            ("largest", Attr::Int(1)),
+            ("sorted", Attr::Int(1)),
+        ],
+    );
+    let shifted = g.op1("Sub", &[&x, max], vec![]);
+    let e = g.op1("Exp", &[&shifted], vec![]);
+    let sum = g.op1("ReduceSum", &[&e, &one], vec![("keepdims", Attr::Int(1))]);
+    let log = g.op1("Log", &[&sum], vec![]);
+    let lse = g.op1("Add", &[&log, max], vec![]);
+    let picked = g.op1(
+        "GatherElements",
+        &[&x, &tokens],
+        vec![("axis", Attr::Int(1))],
+    );
+    let lp = g.op1("Sub", &[&picked, &lse], vec![]);
+    let lp = g.op1("Squeeze", &[&lp, &one], vec![]);
+    g.output(&lp, "log_probs", ElemType::F32, vec![Dim::Named("N")]);
+    g.to_model_bytes(arbor_onnx::OPSET, "arbor", "log-probabilities")
+}
+
 /// `out = logits[rows]`.
 fn rows_graph(vocab: usize) -> Vec<u8> {
     let mut g = Graph::new();
@@ -286,5 +401,44 @@ mod tests {
             .unwrap();
         let (_, row) = out["out"].try_extract_tensor::<f32>().unwrap();
         assert_eq!(row, &data[v..2 * v]);
+    }
+
+    /// The scoring graph on the CPU: each query's log-probability is its
+    /// row's log-softmax at its token, rows repeated and in any order.
+    #[test]
+    fn the_scoring_graph_computes_log_softmax_at_each_token() {
+        let (p, v) = (4usize, 1000usize);
+        let data: Vec<f32> = (0..p * v)
+            .map(|i| ((i * 53 % 997) as f32 * 0.07).cos() * 9.0 + (i / v) as f32)
+            .collect();
+        let env = crate::ort_env::environment().unwrap();
+        let mut session = Session::builder(&env)
+            .unwrap()
+            .commit_from_memory(&log_probs_graph(v))
+            .unwrap();
+        let queries = [(3usize, 0u32), (0, 999), (3, 17), (1, 500), (0, 999)];
+        let logits = Tensor::from_array((vec![p, v], data.clone())).unwrap();
+        let rows = Tensor::from_array((
+            vec![queries.len()],
+            queries.iter().map(|q| q.0 as i64).collect::<Vec<_>>(),
+        ))
+        .unwrap();
+        let tokens = Tensor::from_array((
+            vec![queries.len(), 1],
+            queries.iter().map(|q| q.1 as i64).collect::<Vec<_>>(),
+        ))
+        .unwrap();
+        let out = session
+            .run(ort::inputs!["logits" => logits, "rows" => rows, "tokens" => tokens])
+            .unwrap();
+        let (_, lp) = out["log_probs"].try_extract_tensor::<f32>().unwrap();
+        assert_eq!(lp.len(), queries.len());
+        for (&(row, tok), &got) in queries.iter().zip(lp) {
+            let want = crate::sampling::log_prob(&data[row * v..(row + 1) * v], tok);
+            assert!(
+                (got as f64 - want).abs() < 1e-4,
+                "row {row} token {tok}: {got} vs {want}"
+            );
+        }
     }
 }

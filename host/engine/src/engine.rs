@@ -84,6 +84,8 @@ pub struct EngineStats {
     pub logit_rows: u64,
     /// Rows drawn at a temperature from candidates computed on the device.
     pub sampled_rows: u64,
+    /// `select` rows whose logits stayed on the device, scored there.
+    pub scored_rows: u64,
 }
 
 /// Where the KV pool lives.
@@ -482,7 +484,9 @@ impl Engine {
                 Logits::Last | Logits::Greedy | Logits::Sample(_) => {
                     logit_index.push((toff + n - 1) as i64)
                 }
-                Logits::All => logit_index.extend((toff..toff + n).map(|x| x as i64)),
+                Logits::All | Logits::Score => {
+                    logit_index.extend((toff..toff + n).map(|x| x as i64))
+                }
             }
             rows.push(start..logit_index.len());
             hoff += hl;

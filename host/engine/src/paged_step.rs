@@ -84,7 +84,7 @@ pub fn paged_step(batch: &[BatchEntry]) -> Result<PagedStep> {
             Logits::Last | Logits::Greedy | Logits::Sample(_) => {
                 s.logit_index.push((toff + n - 1) as i64)
             }
-            Logits::All => s.logit_index.extend((toff..toff + n).map(|x| x as i64)),
+            Logits::All | Logits::Score => s.logit_index.extend((toff..toff + n).map(|x| x as i64)),
         }
         s.rows.push(start..s.logit_index.len());
         toff += n;

@@ -11,7 +11,6 @@ use crate::decoder::{DecodeCtx, Next};
 use crate::engine::Step;
 use crate::job::{Job, Work};
 use crate::plan::{Plan, Row, RowKind};
-use arbor_engine::sampling::log_prob;
 use arbor_engine::{BatchEntry, ForwardOutput};
 use arbor_types::RequestError;
 
@@ -72,6 +71,7 @@ impl Core {
     }
 
     fn commit(&mut self, plan: &Plan, part: &[usize], out: &ForwardOutput) {
+        let mut scored = self.score_scans(plan, part, out);
         for (ei, r) in part.iter().map(|&i| &plan.rows[i]).enumerate() {
             if r.decode {
                 self.stats.decode_tokens += r.n as u64;
@@ -80,9 +80,45 @@ impl Core {
             }
             match r.kind {
                 RowKind::Own => self.commit_own(r, out, ei),
-                RowKind::Scan { scan } => self.commit_scan(r, scan, out, ei),
+                RowKind::Scan { scan } => {
+                    let lp = match scored.as_mut() {
+                        Ok(s) => Ok(s.drain(..r.n.min(s.len())).sum::<f64>()),
+                        Err(e) => Err(&*e),
+                    };
+                    self.commit_scan(r, scan, lp)
+                }
             }
         }
+    }
+
+    /// The log-probability of every choice token the step's scan rows
+    /// scored, in row order, from one call for the whole step (one run on
+    /// the device when the rows stayed there). When it fails, every
+    /// `select` with a row in the step fails with the error; the other rows
+    /// are committed.
+    fn score_scans(
+        &mut self,
+        plan: &Plan,
+        part: &[usize],
+        out: &ForwardOutput,
+    ) -> Result<Vec<f64>, RequestError> {
+        let mut queries = Vec::new();
+        for (ei, r) in part.iter().map(|&i| &plan.rows[i]).enumerate() {
+            let RowKind::Scan { scan } = r.kind else {
+                continue;
+            };
+            let Work::Score(s) = &self.running[r.job].work else {
+                continue;
+            };
+            let sc = &s.scans[scan];
+            let c = &s.req.choices[sc.choice];
+            queries.extend((0..r.n).map(|k| (ei, k, c[sc.done + k + 1])));
+        }
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        out.log_probs(&queries)
+            .map_err(|e| RequestError::Engine(format!("scoring choices: {e:#}")))
     }
 
     /// Releases the forks of choices whose every token is scored (only
@@ -167,21 +203,24 @@ impl Core {
         }
     }
 
-    fn commit_scan(&mut self, r: &Row, scan: usize, out: &ForwardOutput, ei: usize) {
+    /// Adds a scan row's scored log-probability to its choice, or fails
+    /// its `select` when scoring failed.
+    fn commit_scan(&mut self, r: &Row, scan: usize, lp: Result<f64, &RequestError>) {
         let job = &mut self.running[r.job];
         if job.done {
             return;
         }
+        let lp = match lp {
+            Ok(lp) => lp,
+            Err(e) => {
+                self.stats.engine_failures += 1;
+                return fail_job(&mut self.kv, job, e.clone());
+            }
+        };
         let Work::Score(s) = &mut job.work else {
             return;
         };
         let sc = &mut s.scans[scan];
-        let c = &s.req.choices[sc.choice];
-        let lp: f64 = out
-            .rows(ei)
-            .enumerate()
-            .map(|(k, row)| log_prob(row, c[sc.done + k + 1]))
-            .sum();
         s.rest[sc.choice] += lp;
         sc.done += r.n;
     }

@@ -121,8 +121,9 @@ impl Core {
                 slots,
                 logits: if n == w.pending {
                     w.logits_when_done
-                } else if w.logits_when_done == Logits::All {
-                    Logits::All
+                } else if w.logits_when_done == Logits::Score {
+                    // A chunk of a choice scores every token it holds.
+                    Logits::Score
                 } else {
                     Logits::None
                 },
@@ -171,7 +172,7 @@ impl Core {
                         kind: RowKind::Scan { scan: k },
                         n: pending,
                         pending,
-                        logits_when_done: Logits::All,
+                        logits_when_done: Logits::Score,
                         decode: false,
                     });
                 }

@@ -1,10 +1,11 @@
 //! The forward pass of the paged CUDA graph: one run over the whole ragged
 //! batch (the operator takes it as it is, so there are no attention groups),
 //! fetching logit rows or, when every row wants only its arg max, token ids,
-//! and for rows drawn at a temperature their candidates (`device_sampling`).
+//! for rows drawn at a temperature their candidates, and for scored rows
+//! the log-probabilities asked for (`device_sampling`).
 
 use super::{Engine, Pool};
-use crate::batch::{BatchEntry, DeviceCandidates, ForwardOutput, Logits};
+use crate::batch::{BatchEntry, DeviceCandidates, DeviceScores, ForwardOutput, Logits};
 use crate::paged_pool::Fetch;
 use crate::paged_step::paged_step;
 use anyhow::{Result, anyhow, bail};
@@ -39,11 +40,14 @@ impl Engine {
         // When every row that wants logits wants only its arg max, only the
         // ids cross to the host (8 bytes a row instead of 4 x vocabulary);
         // when the others are drawn at a temperature, their candidates too.
+        // Scored rows (`select`) likewise stay there and give back one
+        // log-probability per token.
         let greedy = |e: &BatchEntry| matches!(e.logits, Logits::None | Logits::Greedy);
-        let sampled = |e: &BatchEntry| matches!(e.logits, Logits::Sample(_));
+        let on_device = |e: &BatchEntry| matches!(e.logits, Logits::Sample(_) | Logits::Score);
         let fetch = if p > 0 && batch.iter().all(greedy) {
             Fetch::Ids
-        } else if p > 0 && self.sampler.is_some() && batch.iter().all(|e| greedy(e) || sampled(e)) {
+        } else if p > 0 && self.sampler.is_some() && batch.iter().all(|e| greedy(e) || on_device(e))
+        {
             Fetch::IdsLeavingLogits
         } else {
             Fetch::Logits
@@ -73,6 +77,21 @@ impl Engine {
             .remove("logits")
             .ok_or_else(|| anyhow!("internal: the forward pass left no logits"))?;
         drop(outputs);
+        let logits = std::sync::Arc::new(logits);
+        let sampler = self.sampler.as_mut().expect("checked above");
+        if batch.iter().any(|e| e.logits == Logits::Score) {
+            let mut rows_of_entry = vec![0..0; b];
+            for (i, e) in batch.iter().enumerate() {
+                if e.logits == Logits::Score {
+                    rows_of_entry[i] = s.rows[i].clone();
+                    self.stats.scored_rows += s.rows[i].len() as u64;
+                }
+            }
+            out.set_scores(DeviceScores {
+                rows_of_entry,
+                source: sampler.score_source(std::sync::Arc::clone(&logits)),
+            });
+        }
         let (mut rows, mut temps) = (Vec::new(), Vec::new());
         let (mut of_entry, mut row_of_entry) = (vec![None; b], vec![None; b]);
         for (i, e) in batch.iter().enumerate() {
@@ -83,7 +102,9 @@ impl Engine {
                 temps.push(temp.get());
             }
         }
-        let sampler = self.sampler.as_mut().expect("checked above");
+        if rows.is_empty() {
+            return Ok(out);
+        }
         let c = sampler.sample_rows(&logits, &rows, &temps)?;
         self.stats.sampled_rows += rows.len() as u64;
         out.set_candidates(DeviceCandidates {

@@ -48,6 +48,9 @@ pub struct FakeEngine {
     /// Serve rows drawn at a temperature as this many candidates, as the
     /// paged CUDA graph does, instead of as rows.
     pub candidates: Option<usize>,
+    /// Keep `select` rows out of the output's rows and serve their tokens'
+    /// log-probabilities on request, as the paged CUDA graph does.
+    pub device_scores: bool,
     pub record: Arc<Mutex<Record>>,
 }
 
@@ -84,6 +87,7 @@ impl FakeEngine {
             favourite,
             poison: None,
             candidates: None,
+            device_scores: false,
             record: Arc::new(Mutex::new(Record::default())),
         }
     }
@@ -213,7 +217,7 @@ impl StepEngine for FakeEngine {
                 let want = match e.logits {
                     Logits::None => false,
                     Logits::Last | Logits::Greedy | Logits::Sample(_) => k + 1 == e.tokens.len(),
-                    Logits::All => true,
+                    Logits::All | Logits::Score => true,
                 };
                 if want {
                     logits.extend(Self::logits(vocab, &self.favourite, hash, &seq));
@@ -233,6 +237,9 @@ impl StepEngine for FakeEngine {
         let mut out = ForwardOutput::new(logits, vocab, rows);
         if let Some(k) = self.candidates {
             out.serve_samples_as_candidates(step.entries, k);
+        }
+        if self.device_scores {
+            out.serve_scores_as_on_device(step.entries);
         }
         Ok(out)
     }

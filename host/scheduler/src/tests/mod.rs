@@ -150,8 +150,11 @@ fn select_scores_every_choice_as_the_model_does_in_chunks_within_the_budget() {
     let favourite: Favourite = Arc::new(|seq: &[u32]| Some(seq.len() as u32 % 200 + 3));
     let p = prompt(4, 0, 0, 50);
     let choices = vec![vec![7], vec![9, 10, 11], prompt(5, 5, 0, 70), vec![53, 54]];
-    for page in [1, 16] {
-        let engine = FakeEngine::new(4096, page, favourite.clone());
+    // Rows on the host, and kept "on the device" as the paged CUDA graph
+    // keeps them, scored through `ForwardOutput::log_probs`.
+    for (page, device) in [(1, false), (16, false), (1, true), (16, true)] {
+        let mut engine = FakeEngine::new(4096, page, favourite.clone());
+        engine.device_scores = device;
         let vocab = engine.vocab();
         let record = engine.record.clone();
         let s = Scheduler::start(
@@ -177,7 +180,7 @@ fn select_scores_every_choice_as_the_model_does_in_chunks_within_the_budget() {
             }
             assert!(
                 (got.logprob - want).abs() < 1e-3,
-                "page {page}: {} vs {want}",
+                "page {page}, device {device}: {} vs {want}",
                 got.logprob
             );
             assert_eq!(got.tokens as usize, c.len());

@@ -333,7 +333,9 @@ pub fn check_steps(
             let got: Vec<&[f32]> = out.rows(k).collect();
             let first = match items[k].logits {
                 Logits::All | Logits::Score => done[i],
-                Logits::Last | Logits::Greedy | Logits::Sample(_) => done[i] + n - 1,
+                Logits::Last | Logits::Greedy | Logits::Sample(_) | Logits::ScoreLast => {
+                    done[i] + n - 1
+                }
                 Logits::None => done[i] + n,
             };
             let expect_rows = done[i] + n - first;

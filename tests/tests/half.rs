@@ -498,10 +498,11 @@ fn scored_rows_stay_on_the_device_and_return_log_probabilities() {
         let tol = tolerance(dtype);
         let mut e = engine(dtype);
         let all = prompt_slots(&f.prompts, 0);
-        // Prompt 0 greedy, the others scored (a `select` choice's rows):
-        // each row scores the token that follows it, the last row the
+        // Prompt 0 greedy, prompt 1 its last row scored (a `select`'s
+        // prompt), the others every row (a `select` choice's rows): each
+        // row scores the token that follows it, the last row the
         // reference's first greedy token.
-        let batch = |logits: Logits| -> Vec<BatchEntry> {
+        let batch = |logits: Logits, last: Logits| -> Vec<BatchEntry> {
             f.prompts
                 .iter()
                 .enumerate()
@@ -509,24 +510,25 @@ fn scored_rows_stay_on_the_device_and_return_log_probabilities() {
                     tokens: p,
                     history: &[],
                     new_slots: &all[i],
-                    logits: if i == 0 { Logits::Greedy } else { logits },
+                    logits: match i {
+                        0 => Logits::Greedy,
+                        1 => last,
+                        _ => logits,
+                    },
                 })
                 .collect()
         };
-        let queries: Vec<(usize, usize, u32)> = f
-            .prompts
-            .iter()
-            .enumerate()
-            .skip(1)
-            .flat_map(|(i, p)| {
-                (0..p.len()).map(move |k| {
-                    let next = p.get(k + 1).copied().unwrap_or(f.refs[i].greedy[0]);
-                    (i, k, next)
-                })
-            })
-            .collect();
+        // (entry, row of the entry, token) and the reference row it reads.
+        let mut queries: Vec<(usize, usize, u32)> = vec![(1, 0, f.refs[1].greedy[0])];
+        let mut ref_rows = vec![f.prompts[1].len() - 1];
+        for (i, p) in f.prompts.iter().enumerate().skip(2) {
+            for k in 0..p.len() {
+                queries.push((i, k, p.get(k + 1).copied().unwrap_or(f.refs[i].greedy[0])));
+                ref_rows.push(k);
+            }
+        }
         let before = e.stats().scored_rows;
-        let out = e.forward(&batch(Logits::Score)).unwrap();
+        let out = e.forward(&batch(Logits::Score, Logits::ScoreLast)).unwrap();
         assert_eq!(
             e.stats().scored_rows - before,
             queries.len() as u64,
@@ -542,7 +544,7 @@ fn scored_rows_stay_on_the_device_and_return_log_probabilities() {
         let device = out.log_probs(&queries).unwrap();
         drop(out);
         // The same pass with the rows on the host, scored there.
-        let host_out = e.forward(&batch(Logits::All)).unwrap();
+        let host_out = e.forward(&batch(Logits::All, Logits::Last)).unwrap();
         let host = host_out.log_probs(&queries).unwrap();
         let mut worst = 0f64;
         for (q, &(i, k, t)) in queries.iter().enumerate() {
@@ -553,7 +555,7 @@ fn scored_rows_stay_on_the_device_and_return_log_probabilities() {
                 device[q],
                 host[q]
             );
-            let want = log_softmax_at(&f.refs[i].logits[k], t);
+            let want = log_softmax_at(&f.refs[i].logits[ref_rows[q]], t);
             let d = (device[q] - want).abs();
             assert!(d <= 2.0 * tol, "{what}: {} vs reference {want}", device[q]);
             worst = worst.max(d);

@@ -34,9 +34,19 @@ pub enum Logits {
     /// only one number per scored token crosses to the host. Other engines
     /// return the rows, and the log-probabilities are computed from them.
     Score,
+    /// The last new token's logits, read only through
+    /// [`ForwardOutput::log_probs`], as [`Logits::Score`] (a `select`'s
+    /// prompt row, which scores every choice's first token).
+    ScoreLast,
 }
 
 impl Logits {
+    /// Whether the rows are read only as log-probabilities
+    /// ([`Logits::Score`], [`Logits::ScoreLast`]).
+    pub fn is_scored(self) -> bool {
+        matches!(self, Logits::Score | Logits::ScoreLast)
+    }
+
     /// Whether the last new token's logits are computed.
     pub fn wants_last(self) -> bool {
         !matches!(self, Logits::None)
@@ -252,7 +262,7 @@ impl ForwardOutput {
     pub fn serve_scores_as_on_device(&mut self, batch: &[BatchEntry]) {
         let mut rows_of_entry = vec![0..0; batch.len()];
         for (i, e) in batch.iter().enumerate() {
-            if e.logits == Logits::Score {
+            if e.logits.is_scored() {
                 rows_of_entry[i] = std::mem::replace(&mut self.rows[i], 0..0);
             }
         }

@@ -481,7 +481,7 @@ impl Engine {
             let start = logit_index.len();
             match e.logits {
                 Logits::None => {}
-                Logits::Last | Logits::Greedy | Logits::Sample(_) => {
+                Logits::Last | Logits::Greedy | Logits::Sample(_) | Logits::ScoreLast => {
                     logit_index.push((toff + n - 1) as i64)
                 }
                 Logits::All | Logits::Score => {

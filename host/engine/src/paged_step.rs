@@ -81,7 +81,7 @@ pub fn paged_step(batch: &[BatchEntry]) -> Result<PagedStep> {
         let start = s.logit_index.len();
         match e.logits {
             Logits::None => {}
-            Logits::Last | Logits::Greedy | Logits::Sample(_) => {
+            Logits::Last | Logits::Greedy | Logits::Sample(_) | Logits::ScoreLast => {
                 s.logit_index.push((toff + n - 1) as i64)
             }
             Logits::All | Logits::Score => s.logit_index.extend((toff..toff + n).map(|x| x as i64)),

@@ -11,7 +11,7 @@ use crate::decoder::{DecodeCtx, Next};
 use crate::engine::Step;
 use crate::job::{Job, Work};
 use crate::plan::{Plan, Row, RowKind};
-use arbor_engine::{BatchEntry, ForwardOutput};
+use arbor_engine::{BatchEntry, ForwardOutput, Logits};
 use arbor_types::RequestError;
 
 impl Core {
@@ -149,16 +149,28 @@ impl Core {
             let kv = job.kv.as_mut().expect("planned rows have KV");
             self.kv.commit_prefix(kv, &job.tokens);
         }
+        if let (Work::Score(s), Logits::ScoreLast) = (&mut job.work, r.logits) {
+            // The prompt's last row scores every choice's first token, where
+            // the row is (on the device for the paged CUDA graph).
+            let queries: Vec<(usize, usize, u32)> =
+                s.req.choices.iter().map(|c| (ei, 0, c[0])).collect();
+            match out.log_probs(&queries) {
+                Ok(first) => s.on_prompt(first),
+                Err(e) => {
+                    self.stats.engine_failures += 1;
+                    let e = RequestError::Engine(format!("scoring choices: {e:#}"));
+                    fail_job(&mut self.kv, job, e);
+                }
+            }
+            return;
+        }
         let (row, token, cand) = (out.last(ei), out.token(ei), out.candidates(ei));
         if row.is_none() && token.is_none() && cand.is_none() {
             return;
         }
         let next = match &mut job.work {
-            Work::Score(s) => {
-                let Some(row) = row else { return };
-                s.on_prompt(row);
-                Next::Continue
-            }
+            // Its last row is planned as `ScoreLast` and taken above.
+            Work::Score(_) => Next::Continue,
             Work::Gen(d) => {
                 let ctx = DecodeCtx {
                     tokenizer: &self.tokenizer,

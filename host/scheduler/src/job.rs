@@ -126,16 +126,10 @@ impl Scoring {
         self.first.is_some() && self.scans.is_empty() && self.unstarted.is_empty()
     }
 
-    /// Takes the prompt's last logit row: scores every first token and
-    /// lists the choices that need a row of their own.
-    pub fn on_prompt(&mut self, row: &[f32]) {
-        self.first = Some(
-            self.req
-                .choices
-                .iter()
-                .map(|c| arbor_engine::sampling::log_prob(row, c[0]))
-                .collect(),
-        );
+    /// Takes the log-probability of every choice's first token after the
+    /// prompt and lists the choices that need a row of their own.
+    pub fn on_prompt(&mut self, first: Vec<f64>) {
+        self.first = Some(first);
         self.unstarted = (0..self.req.choices.len())
             .filter(|&i| self.req.choices[i].len() > 1)
             .collect();

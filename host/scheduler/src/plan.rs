@@ -148,7 +148,7 @@ impl Core {
                 let logits_when_done = match &j.work {
                     Work::Gen(d) if d.greedy_only() => Logits::Greedy,
                     Work::Gen(d) => d.draw_temperature().map_or(Logits::Last, Logits::Sample),
-                    _ => Logits::Last,
+                    Work::Score(_) => Logits::ScoreLast,
                 };
                 let w = Want {
                     job: i,

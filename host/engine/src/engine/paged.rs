@@ -43,7 +43,8 @@ impl Engine {
         // Scored rows (`select`) likewise stay there and give back one
         // log-probability per token.
         let greedy = |e: &BatchEntry| matches!(e.logits, Logits::None | Logits::Greedy);
-        let on_device = |e: &BatchEntry| matches!(e.logits, Logits::Sample(_) | Logits::Score);
+        let on_device =
+            |e: &BatchEntry| matches!(e.logits, Logits::Sample(_)) || e.logits.is_scored();
         let fetch = if p > 0 && batch.iter().all(greedy) {
             Fetch::Ids
         } else if p > 0 && self.sampler.is_some() && batch.iter().all(|e| greedy(e) || on_device(e))
@@ -79,10 +80,10 @@ impl Engine {
         drop(outputs);
         let logits = std::sync::Arc::new(logits);
         let sampler = self.sampler.as_mut().expect("checked above");
-        if batch.iter().any(|e| e.logits == Logits::Score) {
+        if batch.iter().any(|e| e.logits.is_scored()) {
             let mut rows_of_entry = vec![0..0; b];
             for (i, e) in batch.iter().enumerate() {
-                if e.logits == Logits::Score {
+                if e.logits.is_scored() {
                     rows_of_entry[i] = s.rows[i].clone();
                     self.stats.scored_rows += s.rows[i].len() as u64;
                 }

@@ -216,7 +216,9 @@ impl StepEngine for FakeEngine {
                 ));
                 let want = match e.logits {
                     Logits::None => false,
-                    Logits::Last | Logits::Greedy | Logits::Sample(_) => k + 1 == e.tokens.len(),
+                    Logits::Last | Logits::Greedy | Logits::Sample(_) | Logits::ScoreLast => {
+                        k + 1 == e.tokens.len()
+                    }
                     Logits::All | Logits::Score => true,
                 };
                 if want {

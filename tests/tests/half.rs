@@ -485,6 +485,66 @@ fn sampled_rows_return_device_candidates_and_fetch_their_rows() {
 }
 
 #[test]
+fn host_rows_are_fetched_alone_beside_rows_that_stay_on_the_device() {
+    if !on_cuda() {
+        return;
+    }
+    let f = fixture();
+    for dtype in [WeightDtype::F16, WeightDtype::Bf16] {
+        let tol = tolerance(dtype);
+        let mut e = engine(dtype);
+        let all = prompt_slots(&f.prompts, 0);
+        // Prompt 0 greedy, 1 its last row to the host (a constrained draw),
+        // 2 every row to the host (logprobs), the rest drawn at a
+        // temperature: only rows 1 and 2 cross to the host.
+        let batch: Vec<BatchEntry> = f
+            .prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| BatchEntry {
+                tokens: p,
+                history: &[],
+                new_slots: &all[i],
+                logits: match i {
+                    0 => Logits::Greedy,
+                    1 => Logits::Last,
+                    2 => Logits::All,
+                    _ => Logits::Sample(arbor_engine::Temperature::new(0.8).unwrap()),
+                },
+            })
+            .collect();
+        let before = e.stats().rows_fetched_alone;
+        let out = e.forward(&batch).unwrap();
+        let fetched = e.stats().rows_fetched_alone - before;
+        assert_eq!(fetched, 1 + f.prompts[2].len() as u64, "{dtype:?}");
+        let mut check = Check::default();
+        let what = |i: usize| format!("{dtype:?} prompt {i}");
+        let last = out.last(1).expect("prompt 1's row came back");
+        check.row(
+            last,
+            &f.refs[1].logits[f.prompts[1].len() - 1],
+            tol,
+            &what(1),
+        );
+        assert_eq!(out.rows(2).len(), f.prompts[2].len(), "{}", what(2));
+        for (k, row) in out.rows(2).enumerate() {
+            check.row(row, &f.refs[2].logits[k], tol, &what(2));
+        }
+        if f.refs[0].margins[0] > 2.0 * tol {
+            assert_eq!(out.token(0), Some(f.refs[0].greedy[0]), "{}", what(0));
+        }
+        for i in 3..f.prompts.len() {
+            assert_eq!(out.rows(i).len(), 0, "{}: its row stayed", what(i));
+            assert!(out.candidates(i).is_some(), "{}", what(i));
+        }
+        eprintln!(
+            "rows fetched alone ({dtype:?}): {fetched}, worst {:.3e}",
+            check.worst
+        );
+    }
+}
+
+#[test]
 fn scored_rows_stay_on_the_device_and_return_log_probabilities() {
     if !on_cuda() {
         return;

@@ -118,6 +118,13 @@ impl DeviceSampler {
         })
     }
 
+    /// Rows `rows` of `logits` (on the device), on the host in order: the
+    /// rows a step's host-side decoders read (constrained or penalised
+    /// draws, logprobs), without the step's other rows.
+    pub fn fetch_rows(&self, logits: &DynValue, rows: &[i64]) -> Result<Vec<f32>> {
+        gather_rows(&self.rows, logits, rows)
+    }
+
     /// Log-probabilities of tokens at rows of `logits`, which it keeps alive.
     pub fn score_source(&self, logits: Arc<DynValue>) -> Box<dyn ScoreSource> {
         Box::new(DeviceScores {
@@ -182,19 +189,23 @@ struct DeviceRows {
 
 impl DeviceRows {
     fn fetch_all(&self) -> Result<Vec<f32>> {
-        let mut session = self
-            .session
-            .lock()
-            .map_err(|_| anyhow!("the logit row fetch session was poisoned"))?;
-        let index = Tensor::from_array((vec![self.rows.len()], self.rows.clone()))?.into_dyn();
-        run_to_host(
-            &mut session,
-            &[("logits", &*self.logits), ("rows", &index)],
-            &["out"],
-            |out| Ok(out["out"].try_extract_tensor::<f32>()?.1.to_vec()),
-        )
-        .context("fetching logit rows from the device")
+        gather_rows(&self.session, &self.logits, &self.rows)
     }
+}
+
+/// Rows `rows` of `logits` (on the device), copied to the host in order.
+fn gather_rows(session: &Mutex<Session>, logits: &DynValue, rows: &[i64]) -> Result<Vec<f32>> {
+    let mut session = session
+        .lock()
+        .map_err(|_| anyhow!("the logit row fetch session was poisoned"))?;
+    let index = Tensor::from_array((vec![rows.len()], rows.to_vec()))?.into_dyn();
+    run_to_host(
+        &mut session,
+        &[("logits", logits), ("rows", &index)],
+        &["out"],
+        |out| Ok(out["out"].try_extract_tensor::<f32>()?.1.to_vec()),
+    )
+    .context("fetching logit rows from the device")
 }
 
 impl RowSource for DeviceRows {

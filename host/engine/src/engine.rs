@@ -86,6 +86,9 @@ pub struct EngineStats {
     pub sampled_rows: u64,
     /// `select` rows whose logits stayed on the device, scored there.
     pub scored_rows: u64,
+    /// Rows fetched to the host by themselves, the step's other rows
+    /// staying on the device.
+    pub rows_fetched_alone: u64,
 }
 
 /// Where the KV pool lives.

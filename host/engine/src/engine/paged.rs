@@ -41,14 +41,21 @@ impl Engine {
         // ids cross to the host (8 bytes a row instead of 4 x vocabulary);
         // when the others are drawn at a temperature, their candidates too.
         // Scored rows (`select`) likewise stay there and give back one
-        // log-probability per token.
+        // log-probability per token. Rows a host-side decoder reads
+        // (`Last`, `All`: constrained or penalised draws, logprobs) are
+        // fetched alone, so that one such row does not bring the whole
+        // step's rows with it; only when every row is one of them does the
+        // pass hand over its logits directly.
         let greedy = |e: &BatchEntry| matches!(e.logits, Logits::None | Logits::Greedy);
-        let on_device =
-            |e: &BatchEntry| matches!(e.logits, Logits::Sample(_)) || e.logits.is_scored();
+        let host_rows: usize = batch
+            .iter()
+            .zip(&s.rows)
+            .filter(|(e, _)| matches!(e.logits, Logits::Last | Logits::All))
+            .map(|(_, r)| r.len())
+            .sum();
         let fetch = if p > 0 && batch.iter().all(greedy) {
             Fetch::Ids
-        } else if p > 0 && self.sampler.is_some() && batch.iter().all(|e| greedy(e) || on_device(e))
-        {
+        } else if p > 0 && self.sampler.is_some() && host_rows < p {
             Fetch::IdsLeavingLogits
         } else {
             Fetch::Logits
@@ -69,9 +76,10 @@ impl Engine {
             return Ok(out);
         }
         let (_, ids) = outputs["next_token"].try_extract_tensor::<i64>()?;
-        let mut out = ForwardOutput::new(Vec::new(), vocab, vec![0..0; batch.len()]);
-        out.set_greedy(batch, Some((ids, &s.rows)));
+        let ids = ids.to_vec();
         if fetch == Fetch::Ids {
+            let mut out = ForwardOutput::new(Vec::new(), vocab, vec![0..0; batch.len()]);
+            out.set_greedy(batch, Some((&ids, &s.rows)));
             return Ok(out);
         }
         let logits = outputs
@@ -80,6 +88,23 @@ impl Engine {
         drop(outputs);
         let logits = std::sync::Arc::new(logits);
         let sampler = self.sampler.as_mut().expect("checked above");
+        // The host-side rows, gathered in one run, each entry's in order.
+        let (mut wanted, mut host_ranges) = (Vec::new(), vec![0..0; b]);
+        for (i, e) in batch.iter().enumerate() {
+            if matches!(e.logits, Logits::Last | Logits::All) {
+                let at = wanted.len();
+                wanted.extend(s.rows[i].clone().map(|r| r as i64));
+                host_ranges[i] = at..wanted.len();
+            }
+        }
+        let fetched = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            self.stats.rows_fetched_alone += wanted.len() as u64;
+            sampler.fetch_rows(&logits, &wanted)?
+        };
+        let mut out = ForwardOutput::new(fetched, vocab, host_ranges);
+        out.set_greedy(batch, Some((&ids, &s.rows)));
         if batch.iter().any(|e| e.logits.is_scored()) {
             let mut rows_of_entry = vec![0..0; b];
             for (i, e) in batch.iter().enumerate() {

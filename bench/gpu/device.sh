@@ -3,7 +3,7 @@
 # the ORT bundle was unpacked to /tmp/g by a first call (carry [".gpu"]:
 #   mkdir -p /tmp/g && cp .gpu/* /tmp/g/ && source /tmp/g/device-env.sh /tmp/g).
 # This call: carry [".gpu-run"], `bash bench/gpu/device.sh [PARTS]`, where
-# PARTS is a comma-separated subset of tests,run,engine,profile,programs (default all).
+# PARTS is a comma-separated subset of tests,run,engine,profile,steady,programs (default all but steady).
 # Everything it measures goes to $OUT.
 set -uo pipefail
 parts=${1:-tests,run,engine,profile,programs}
@@ -51,6 +51,18 @@ if has profile; then
   # And of the few-shot workload through the scheduler, one repetition.
   rm -f /tmp/ortprof*; ARBOR_ORT_PROFILE=/tmp/ortprof timeout 120 arbor bench few-shot --model $M/l1b --cuda 0 --max-batch-tokens 4096 --reps 1 2>/dev/null | tail -1
   python3 bench/gpu/ort_profile.py /tmp/ortprof*.json | tee $OUT/profile-few-shot.txt
+fi
+if has steady; then
+  # Decode over 256 steps and 5 repetitions (the default 32 steps x 3 swing by a third at batch 1
+  # between runs minutes apart); and at the branching workload's shape (24 then 72 rows over
+  # ~260-300 tokens of history), to set beside its time per pass.
+  [ -f $M/l1b/arbor.json ] || t arbor export --random llama-3.2-1b --out $M/l1b 2>&1 | tail -2
+  t timeout 200 arbor bench engine --model $M/l1b --cuda 0 --batch 1,8,32,64 --decode-steps 256 --reps 5 --json 2>&1 | tee $OUT/engine-steady.jsonl | grep -v "^{"
+  t timeout 100 arbor bench engine --model $M/l1b --cuda 0 --batch 24,72 --history 288 --decode-steps 16 --json 2>&1 | tee $OUT/engine-branching-shape.jsonl | grep -v "^{"
+  # select's scoring: 4 x 256 prompt tokens scored on the device vs every row to the host.
+  t timeout 120 arbor bench engine --model $M/l1b --cuda 0 --batch 1,4 --prompt-len 256 --decode-steps 1 --score --json 2>&1 | tee $OUT/engine-score.jsonl | grep -v "^{"
+  rm -f /tmp/ortprof*; ARBOR_ORT_PROFILE=/tmp/ortprof timeout 120 arbor bench branching --model $M/l1b --cuda 0 --max-batch-tokens 4096 --reps 1 2>/dev/null | tail -1
+  python3 bench/gpu/ort_profile.py /tmp/ortprof*.json | tee $OUT/profile-branching.txt
 fi
 if has programs; then
   for w in few-shot branching multi-turn; do

@@ -98,6 +98,12 @@ pub struct EngineArgs {
     top_k: usize,
     #[arg(long, default_value_t = 1.0)]
     top_p: f32,
+    /// Also score every prompt token as `select` scores a choice, once with
+    /// the rows kept on the device (the paged CUDA graph computes the
+    /// log-probabilities there) and once with every row fetched to the
+    /// host and normalised there, side by side.
+    #[arg(long)]
+    score: bool,
     /// Print one JSON object per measurement instead of a table.
     #[arg(long)]
     json: bool,
@@ -295,6 +301,40 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
         let m = setup.measurement("prefill", b, b * a.prompt_len, 1, seconds);
         eprintln!(" {:.0} tokens/s", m.tokens_per_s);
         emit(a, m, &mut out)?;
+        if a.score {
+            // Each row scores the prompt's next token (the last row its
+            // first token again: any id does).
+            let queries: Vec<(usize, usize, u32)> = prompts
+                .iter()
+                .enumerate()
+                .flat_map(|(i, p)| (0..p.len()).map(move |k| (i, k, p[(k + 1) % p.len()])))
+                .collect();
+            for (phase, logits) in [("score", Logits::Score), ("score-host", Logits::All)] {
+                eprint!("bench: {name} {phase} batch {b} ...");
+                let mut total = 0.0;
+                let seconds = timed(a.reps, || {
+                    let entries: Vec<BatchEntry> = prompts
+                        .iter()
+                        .zip(&slots)
+                        .map(|(p, s)| BatchEntry {
+                            tokens: p,
+                            history: &[],
+                            new_slots: &s[..p.len()],
+                            logits,
+                        })
+                        .collect();
+                    let o = engine.forward(&entries)?;
+                    total = o.log_probs(&queries)?.iter().sum::<f64>();
+                    Ok(())
+                })?;
+                let m = setup.measurement(phase, b, b * a.prompt_len, 1, seconds);
+                eprintln!(
+                    " {:.0} tokens scored/s (sum of log-probabilities {total:.1})",
+                    m.tokens_per_s
+                );
+                emit(a, m, &mut out)?;
+            }
+        }
 
         let sh = a.shared_history;
         let mut hist: Vec<Vec<u32>> = (0..b)

@@ -59,6 +59,7 @@ if has steady; then
   [ -f $M/l1b/arbor.json ] || t arbor export --random llama-3.2-1b --out $M/l1b 2>&1 | tail -2
   t timeout 200 arbor bench engine --model $M/l1b --cuda 0 --batch 1,8,32,64 --decode-steps 256 --reps 5 --json 2>&1 | tee $OUT/engine-steady.jsonl | grep -v "^{"
   t timeout 100 arbor bench engine --model $M/l1b --cuda 0 --batch 24,72 --history 288 --decode-steps 16 --json 2>&1 | tee $OUT/engine-branching-shape.jsonl | grep -v "^{"
+  t timeout 150 arbor bench engine --model $M/l1b --cuda 0 --batch 32 --temperature 1.0 --json 2>&1 | tee $OUT/engine-sampled-flat.jsonl | grep -v "^{"
   # select's scoring: 4 x 256 prompt tokens scored on the device vs every row to the host.
   t timeout 120 arbor bench engine --model $M/l1b --cuda 0 --batch 1,4 --prompt-len 256 --decode-steps 1 --score --json 2>&1 | tee $OUT/engine-score.jsonl | grep -v "^{"
   rm -f /tmp/ortprof*; ARBOR_ORT_PROFILE=/tmp/ortprof timeout 120 arbor bench branching --model $M/l1b --cuda 0 --max-batch-tokens 4096 --reps 1 2>/dev/null | tail -1

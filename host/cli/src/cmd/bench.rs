@@ -309,6 +309,7 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
                 .enumerate()
                 .flat_map(|(i, p)| (0..p.len()).map(move |k| (i, k, p[(k + 1) % p.len()])))
                 .collect();
+            let mut device_scored = None;
             for (phase, logits) in [("score", Logits::Score), ("score-host", Logits::All)] {
                 eprint!("bench: {name} {phase} batch {b} ...");
                 let mut total = 0.0;
@@ -332,6 +333,13 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
                     " {:.0} tokens scored/s (sum of log-probabilities {total:.1})",
                     m.tokens_per_s
                 );
+                match device_scored {
+                    None => device_scored = Some(m.tokens_per_s),
+                    Some(d) => eprintln!(
+                        "bench: {name} batch {b}: scored with rows on the device {:.2}x with rows on the host",
+                        d / m.tokens_per_s
+                    ),
+                }
                 emit(a, m, &mut out)?;
             }
         }
@@ -384,6 +392,7 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
             phases.push(("decode-sampled", Some(Logits::Sample(t))));
             phases.push(("decode-sampled-host", Some(Logits::Last)));
         }
+        let mut device_sampled = None;
         for (phase, sampled) in phases {
             eprint!("bench: {name} {phase} batch {b} ...");
             let params = |i: usize| SamplingParams {
@@ -446,6 +455,18 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
                 m.tokens_per_s,
                 m.seconds * 1e3 / a.decode_steps as f64
             );
+            match phase {
+                "decode-sampled" => device_sampled = Some(m.tokens_per_s),
+                "decode-sampled-host" => {
+                    if let Some(d) = device_sampled {
+                        eprintln!(
+                            "bench: {name} batch {b}: sampled from device candidates {:.2}x sampled from host rows",
+                            d / m.tokens_per_s
+                        );
+                    }
+                }
+                _ => {}
+            }
             emit(a, m, &mut out)?;
         }
     }

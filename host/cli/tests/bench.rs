@@ -84,3 +84,59 @@ fn bench_engine_json() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bench_engine_scores_and_samples_both_ways_with_their_ratios() {
+    let dir = std::env::temp_dir().join(format!("arbor-bench-score-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_arbor"))
+        .args(["bench", "engine", "--preset", "tiny", "--models-dir"])
+        .arg(&dir)
+        .args([
+            "--json",
+            "--batch",
+            "2",
+            "--prompt-len",
+            "8",
+            "--history",
+            "8",
+        ])
+        .args([
+            "--decode-steps",
+            "2",
+            "--reps",
+            "1",
+            "--score",
+            "--temperature",
+            "0.8",
+        ])
+        .output()
+        .expect("run arbor");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let phases: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let m: serde_json::Value = serde_json::from_str(l).expect("JSON");
+            m["phase"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "prefill",
+            "score",
+            "score-host",
+            "decode",
+            "decode-sampled",
+            "decode-sampled-host"
+        ]
+    );
+    for ratio in [
+        "scored with rows on the device",
+        "sampled from device candidates",
+    ] {
+        assert!(stderr.contains(ratio), "no '{ratio}' ratio in:\n{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

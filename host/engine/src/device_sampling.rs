@@ -243,19 +243,24 @@ fn run_to_host<T>(
     read(&session.run_binding(&b)?)
 }
 
+/// Declares the inputs every helper graph reads, `logits [P, vocab]` and
+/// `rows [rows_dim]`, and returns `logits[rows]`.
+fn gathered_rows(g: &mut Graph, vocab: usize, rows_dim: &'static str) -> String {
+    let logits = g.input(
+        "logits",
+        ElemType::F32,
+        vec![Dim::Named("P"), Dim::Fixed(vocab as i64)],
+    );
+    let rows = g.input("rows", ElemType::I64, vec![Dim::Named(rows_dim)]);
+    g.op1("Gather", &[&logits, &rows], vec![("axis", Attr::Int(0))])
+}
+
 /// `cand_logits, cand_ids = TopK(logits[rows], K)` and `lse` the
 /// log-sum-exp of `logits[rows] * inv_temperature` over the vocabulary.
 fn candidates_graph(vocab: usize, k: usize) -> Vec<u8> {
     let mut g = Graph::new();
-    let v = vocab as i64;
-    let logits = g.input(
-        "logits",
-        ElemType::F32,
-        vec![Dim::Named("P"), Dim::Fixed(v)],
-    );
-    let rows = g.input("rows", ElemType::I64, vec![Dim::Named("S")]);
+    let x = gathered_rows(&mut g, vocab, "S");
     let inv = g.input("inv_temperature", ElemType::F32, vec![Dim::Named("S")]);
-    let x = g.op1("Gather", &[&logits, &rows], vec![("axis", Attr::Int(0))]);
     let kk = g.const_i64(vec![1], &[k as i64]);
     g.op_multi(
         "",
@@ -296,19 +301,12 @@ fn candidates_graph(vocab: usize, k: usize) -> Vec<u8> {
 /// by `TopK` of one.
 fn log_probs_graph(vocab: usize) -> Vec<u8> {
     let mut g = Graph::new();
-    let v = vocab as i64;
-    let logits = g.input(
-        "logits",
-        ElemType::F32,
-        vec![Dim::Named("P"), Dim::Fixed(v)],
-    );
-    let rows = g.input("rows", ElemType::I64, vec![Dim::Named("N")]);
+    let x = gathered_rows(&mut g, vocab, "N");
     let tokens = g.input(
         "tokens",
         ElemType::I64,
         vec![Dim::Named("N"), Dim::Fixed(1)],
     );
-    let x = g.op1("Gather", &[&logits, &rows], vec![("axis", Attr::Int(0))]);
     let one = g.const_i64(vec![1], &[1]);
     let max = "row_max";
     g.op_multi(
@@ -341,19 +339,12 @@ fn log_probs_graph(vocab: usize) -> Vec<u8> {
 /// `out = logits[rows]`.
 fn rows_graph(vocab: usize) -> Vec<u8> {
     let mut g = Graph::new();
-    let v = vocab as i64;
-    let logits = g.input(
-        "logits",
-        ElemType::F32,
-        vec![Dim::Named("P"), Dim::Fixed(v)],
-    );
-    let rows = g.input("rows", ElemType::I64, vec![Dim::Named("R")]);
-    let x = g.op1("Gather", &[&logits, &rows], vec![("axis", Attr::Int(0))]);
+    let x = gathered_rows(&mut g, vocab, "R");
     g.output(
         &x,
         "out",
         ElemType::F32,
-        vec![Dim::Named("R"), Dim::Fixed(v)],
+        vec![Dim::Named("R"), Dim::Fixed(vocab as i64)],
     );
     g.to_model_bytes(arbor_onnx::OPSET, "arbor", "logit row fetch")
 }

@@ -194,31 +194,34 @@ fn draw_head_then_rest(
     idx.select_nth_unstable_by(SORTED_HEAD - 1, &order);
     idx[..SORTED_HEAD].sort_unstable_by(&order);
     let max = logits[idx[0] as usize];
-    let weight = |i: u32| (((logits[i as usize] - max) / p.temperature) as f64).exp();
-    let sum: f64 = idx.iter().map(|&i| weight(i)).sum();
-    // min-p keeps the tokens at least min_p times as likely as the top one.
+    // Each weight once (an exp per token), normalised; 0 for the tokens
+    // min-p drops (at least min_p times as likely as the top one is kept)
+    // and for masked ones.
     let floor = if p.min_p > 0.0 { p.min_p as f64 } else { 0.0 };
-    let mut head: Vec<u32> = idx[..SORTED_HEAD].to_vec();
-    head.retain(|&i| weight(i) >= floor);
+    let mut w = vec![0f64; logits.len()];
+    for &i in &idx {
+        w[i as usize] = (((logits[i as usize] - max) / p.temperature) as f64).exp();
+    }
+    let sum: f64 = w.iter().sum();
+    for x in &mut w {
+        *x = if *x >= floor { *x / sum } else { 0.0 };
+    }
+    let head = &idx[..SORTED_HEAD];
     let mut in_head = vec![false; logits.len()];
-    for &i in &idx[..SORTED_HEAD] {
+    for &i in head {
         in_head[i as usize] = true;
     }
-    let rest = || {
-        (0..logits.len() as u32).filter(|&i| {
-            !in_head[i as usize] && logits[i as usize] > f32::NEG_INFINITY && weight(i) >= floor
-        })
+    let walk_order = || {
+        head.iter()
+            .copied()
+            .chain((0..logits.len() as u32).filter(|&i| !in_head[i as usize]))
+            .filter(|&i| w[i as usize] > 0.0)
     };
-    let total: f64 = head
-        .iter()
-        .copied()
-        .chain(rest())
-        .map(|i| weight(i) / sum)
-        .sum();
+    let total: f64 = walk_order().map(|i| w[i as usize]).sum();
     let mut r = u * total;
     let mut last = head[0];
-    for i in head.iter().copied().chain(rest()) {
-        r -= weight(i) / sum;
+    for i in walk_order() {
+        r -= w[i as usize];
         last = i;
         if r < 0.0 {
             return i;

@@ -284,19 +284,22 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
         let prompts: Vec<Vec<u32>> = (0..b)
             .map(|_| (0..a.prompt_len).map(|_| next_id()).collect())
             .collect();
-        eprint!("bench: {name} prefill batch {b} ...");
-        let seconds = timed(a.reps, || {
-            let entries: Vec<BatchEntry> = prompts
+        // Every prompt from scratch into its own slots, asking for `logits`.
+        let prompt_entries = |logits: Logits| -> Vec<BatchEntry> {
+            prompts
                 .iter()
                 .zip(&slots)
                 .map(|(p, s)| BatchEntry {
                     tokens: p,
                     history: &[],
                     new_slots: &s[..p.len()],
-                    logits: Logits::Last,
+                    logits,
                 })
-                .collect();
-            engine.forward(&entries).map(|_| ())
+                .collect()
+        };
+        eprint!("bench: {name} prefill batch {b} ...");
+        let seconds = timed(a.reps, || {
+            engine.forward(&prompt_entries(Logits::Last)).map(|_| ())
         })?;
         let m = setup.measurement("prefill", b, b * a.prompt_len, 1, seconds);
         eprintln!(" {:.0} tokens/s", m.tokens_per_s);
@@ -314,17 +317,7 @@ fn bench_model(a: &EngineArgs, name: &str, dir: &Path) -> Result<Vec<Measurement
                 eprint!("bench: {name} {phase} batch {b} ...");
                 let mut total = 0.0;
                 let seconds = timed(a.reps, || {
-                    let entries: Vec<BatchEntry> = prompts
-                        .iter()
-                        .zip(&slots)
-                        .map(|(p, s)| BatchEntry {
-                            tokens: p,
-                            history: &[],
-                            new_slots: &s[..p.len()],
-                            logits,
-                        })
-                        .collect();
-                    let o = engine.forward(&entries)?;
+                    let o = engine.forward(&prompt_entries(logits))?;
                     total = o.log_probs(&queries)?.iter().sum::<f64>();
                     Ok(())
                 })?;
